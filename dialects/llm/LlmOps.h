@@ -1,0 +1,22 @@
+//===- LlmOps.h - Operations of the llm dialect ------------------*- C++ -*-===//
+#ifndef LLAMAC_DIALECTS_LLM_LLMOPS_H
+#define LLAMAC_DIALECTS_LLM_LLMOPS_H
+
+#include "dialects/llm/LlmDialect.h"
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "dialects/llm/LlmInterfaces.h.inc"
+
+#define GET_OP_CLASSES
+#include "dialects/llm/LlmOps.h.inc"
+
+namespace llamac::llm {
+/// Attribute names used on @train_step arguments and results.
+inline constexpr llvm::StringLiteral kParamAttr = "llm.param";
+inline constexpr llvm::StringLiteral kRoleAttr = "llm.role";
+} // namespace llamac::llm
+
+#endif // LLAMAC_DIALECTS_LLM_LLMOPS_H

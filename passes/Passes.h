@@ -1,0 +1,41 @@
+//===- Passes.h - llamac compiler passes -------------------------*- C++ -*-===//
+#ifndef LLAMAC_PASSES_PASSES_H
+#define LLAMAC_PASSES_PASSES_H
+
+#include "dialects/llm/LlmOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassOptions.h"
+
+namespace llamac {
+
+#define GEN_PASS_DECL
+#include "passes/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "passes/Passes.h.inc"
+
+/// Options of the `llamac-train-pipeline` (see Pipelines.cpp).
+struct TrainPipelineOptions
+    : public mlir::PassPipelineOptions<TrainPipelineOptions> {
+  Option<double> lr{*this, "lr", llvm::cl::init(3.0e-4)};
+  Option<double> minLr{*this, "min-lr", llvm::cl::init(0.0)};
+  Option<int64_t> warmupSteps{*this, "warmup-steps", llvm::cl::init(0)};
+  Option<int64_t> decaySteps{*this, "decay-steps", llvm::cl::init(0)};
+  Option<double> beta1{*this, "beta1", llvm::cl::init(0.9)};
+  Option<double> beta2{*this, "beta2", llvm::cl::init(0.95)};
+  Option<double> eps{*this, "eps", llvm::cl::init(1.0e-8)};
+  Option<double> weightDecay{*this, "weight-decay", llvm::cl::init(0.0)};
+  Option<double> clipGradNorm{*this, "clip-grad-norm", llvm::cl::init(0.0)};
+  Option<double> clipGradValue{*this, "clip-grad-value", llvm::cl::init(0.0)};
+};
+
+/// Appends the training pipeline (autodiff, optimizer, cleanup) to `pm`.
+void buildTrainPipeline(mlir::OpPassManager &pm,
+                        const TrainPipelineOptions &options);
+/// Registers `llamac-train-pipeline` with mlir-opt style tools.
+void registerTrainPipeline();
+
+} // namespace llamac
+
+#endif // LLAMAC_PASSES_PASSES_H

@@ -1,0 +1,81 @@
+//===- Passes.td - llamac compiler passes ------------------*- tablegen -*-===//
+
+#ifndef LLAMAC_PASSES
+#define LLAMAC_PASSES
+
+include "mlir/Pass/PassBase.td"
+
+def LlmAutodiff : Pass<"llm-autodiff", "::mlir::func::FuncOp"> {
+  let summary = "Reverse-mode differentiation of the loss w.r.t. parameters";
+  let description = [{
+    Differentiates the function result marked `llm.role = "loss"` with respect
+    to every argument marked `llm.param`, and appends one result per parameter
+    holding its gradient (`llm.role = "grad"`, `llm.param = <name>`), in
+    argument order.
+
+    Gradients are built by each op's `GradientOpInterface` rule, visited in
+    reverse program order; a value used several times (fan-out, e.g. a tied
+    embedding used by the lookup and the LM head) accumulates its gradient
+    contributions with `llm.add`. An op on the path from a parameter to the
+    loss without a rule is an error naming the op.
+
+    Before:
+    ```mlir
+    func.func @f(%w: tensor<4x8xf32> {llm.param = "w"}, %x: tensor<2x8xf32>)
+        -> (tensor<f32> {llm.role = "loss"}) { ... }
+    ```
+    After:
+    ```mlir
+    func.func @f(%w: tensor<4x8xf32> {llm.param = "w"}, %x: tensor<2x8xf32>)
+        -> (tensor<f32> {llm.role = "loss"},
+            tensor<4x8xf32> {llm.param = "w", llm.role = "grad"}) { ... }
+    ```
+    Functions without a loss result are left alone.
+  }];
+  let dependentDialects = ["::llamac::llm::LlmDialect"];
+}
+
+def LlmOptimizer : Pass<"llm-optimizer", "::mlir::func::FuncOp"> {
+  let summary = "Insert the LR schedule, gradient clipping and AdamW";
+  let description = [{
+    Consumes the gradient results produced by `llm-autodiff` and turns the
+    function into a full training step:
+
+    1. adds the optimizer-state arguments: `exp_avg` / `exp_avg_sq` per
+       parameter (`llm.role = "adam_m"` / `"adam_v"`) and the 0-based step
+       (`llm.role = "step"`);
+    2. computes the learning rate with `llm.lr_schedule`;
+    3. computes the pre-clip global gradient norm (`llm.global_norm`) and, when
+       enabled, clips by global norm (`llm.clip_coef` + `llm.scale`, exactly
+       `torch.nn.utils.clip_grad_norm_`) or by value (`llm.clip_by_value`);
+    4. updates every parameter with `llm.adamw`; weight decay applies only to
+       parameters of rank >= 2;
+    5. replaces the gradient results by the new parameters and moments
+       (`llm.role = "new_param" | "new_adam_m" | "new_adam_v"`) and appends the
+       global norm (`"grad_norm"`) and learning rate (`"lr"`).
+
+    ```mlir
+    // after: one llm.adamw per parameter
+    %lr = llm.lr_schedule %step {...} : (tensor<i64>) -> tensor<f32>
+    %n = llm.global_norm %gw : (tensor<4x8xf32>) -> tensor<f32>
+    %c = llm.clip_coef %n {max_norm = 1.0 : f64} : (tensor<f32>) -> tensor<f32>
+    %g = llm.scale %gw, %c : (tensor<4x8xf32>, tensor<f32>) -> tensor<4x8xf32>
+    %p, %m, %v = llm.adamw %w, %g, %m0, %v0, %lr, %step {...} : ...
+    ```
+  }];
+  let options = [
+    Option<"lr", "lr", "double", "3.0e-4", "Peak learning rate">,
+    Option<"minLr", "min-lr", "double", "0.0", "Final learning rate of the cosine decay">,
+    Option<"warmupSteps", "warmup-steps", "int64_t", "0", "Linear warmup steps">,
+    Option<"decaySteps", "decay-steps", "int64_t", "0", "Step where cosine decay ends (0: no decay)">,
+    Option<"beta1", "beta1", "double", "0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", "0.95", "AdamW beta2">,
+    Option<"eps", "eps", "double", "1.0e-8", "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "double", "0.0", "Decoupled weight decay (rank >= 2 parameters)">,
+    Option<"clipGradNorm", "clip-grad-norm", "double", "0.0", "Clip by global L2 norm (0: off)">,
+    Option<"clipGradValue", "clip-grad-value", "double", "0.0", "Clip each gradient element to [-v, v] (0: off)">,
+  ];
+  let dependentDialects = ["::llamac::llm::LlmDialect"];
+}
+
+#endif // LLAMAC_PASSES

@@ -1,0 +1,42 @@
+//===- Pipelines.cpp - Named pass pipelines --------------------------------===//
+//
+// `llamac-train-pipeline`: forward graph -> full training step. The driver
+// (`llamac compile`) runs exactly this pipeline, and `llamac-opt` can run it
+// whole or pass by pass.
+//
+//===----------------------------------------------------------------------===//
+#include "passes/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void llamac::buildTrainPipeline(OpPassManager &pm,
+                                const TrainPipelineOptions &options) {
+  OpPassManager &fpm = pm.nest<func::FuncOp>();
+  fpm.addPass(createLlmAutodiff());
+  LlmOptimizerOptions opt;
+  opt.lr = options.lr;
+  opt.minLr = options.minLr;
+  opt.warmupSteps = options.warmupSteps;
+  opt.decaySteps = options.decaySteps;
+  opt.beta1 = options.beta1;
+  opt.beta2 = options.beta2;
+  opt.eps = options.eps;
+  opt.weightDecay = options.weightDecay;
+  opt.clipGradNorm = options.clipGradNorm;
+  opt.clipGradValue = options.clipGradValue;
+  fpm.addPass(createLlmOptimizer(opt));
+  fpm.addPass(createCSEPass());
+  fpm.addPass(createCanonicalizerPass());
+}
+
+void llamac::registerTrainPipeline() {
+  PassPipelineRegistration<TrainPipelineOptions>(
+      "llamac-train-pipeline",
+      "Forward graph to training step: llm-autodiff, llm-optimizer, cse, "
+      "canonicalize",
+      buildTrainPipeline);
+}
