@@ -10,6 +10,8 @@
 #include "passes/PassUtils.h"
 #include "passes/Passes.h"
 
+#include "mlir/Transforms/RegionUtils.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/Support/Debug.h"
 
@@ -107,6 +109,7 @@ void LlmAutodiffPass::runOnOperation() {
   SmallVector<Operation *> forward;
   for (Operation &op : body.without_terminator())
     forward.push_back(&op);
+  DenseSet<Operation *> forwardOps(forward.begin(), forward.end());
   for (Operation *op : llvm::reverse(forward)) {
     SmallVector<Value> resultGrads;
     for (Value r : op->getResults())
@@ -150,4 +153,10 @@ void LlmAutodiffPass::runOnOperation() {
     }
   }
   ret->setOperands(newOperands);
+
+  // 5. Rules build the gradients of every operand; drop those that no
+  //    parameter needs (e.g. the gradient of the first layer's input).
+  for (Operation &op : llvm::make_early_inc_range(llvm::reverse(body)))
+    if (!forwardOps.contains(&op) && isOpTriviallyDead(&op))
+      op.erase();
 }

@@ -3,6 +3,7 @@
 #define LLAMAC_PASSES_PASSES_H
 
 #include "dialects/llm/LlmOps.h"
+#include "dialects/lrt/LrtDialect.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassOptions.h"
@@ -33,7 +34,10 @@ struct TrainPipelineOptions
 /// Appends the training pipeline (autodiff, optimizer, cleanup) to `pm`.
 void buildTrainPipeline(mlir::OpPassManager &pm,
                         const TrainPipelineOptions &options);
-/// Registers `llamac-train-pipeline` with mlir-opt style tools.
+/// Appends the lowering to the runtime (llm-lower-to-lrt, lrt-memory-plan).
+void buildLowerPipeline(mlir::OpPassManager &pm);
+/// Registers `llamac-train-pipeline` and `llamac-lower-pipeline` with
+/// mlir-opt style tools.
 void registerTrainPipeline();
 
 } // namespace llamac

@@ -78,4 +78,41 @@ def LlmOptimizer : Pass<"llm-optimizer", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::llamac::llm::LlmDialect"];
 }
 
+def LlmLowerToLrt : Pass<"llm-lower-to-lrt", "::mlir::func::FuncOp"> {
+  let summary = "Lower llm ops to backend-neutral lrt kernel calls";
+  let description = [{
+    Every llm op becomes an `lrt.kernel` named after it, carrying the op's
+    attributes as `params`; `llm.reshape` becomes `lrt.view` (no data
+    movement); `llm.adamw` updates its parameter and moments in place
+    (`inplace = array<i64: 0, 2, 3>`).
+
+    ```mlir
+    // before
+    %y = llm.rms_norm %x, %w {eps = 1.0e-05 : f64} : (...) -> tensor<2x8x64xf32>
+    // after
+    %y = lrt.kernel "rms_norm"(%x, %w) {params = {eps = 1.0e-05 : f64}} : (...) -> tensor<2x8x64xf32>
+    ```
+    Ops of other dialects are an error naming the op.
+  }];
+  let dependentDialects = ["::llamac::lrt::LrtDialect"];
+}
+
+def LrtMemoryPlan : Pass<"lrt-memory-plan", "::mlir::func::FuncOp"> {
+  let summary = "Assign arena offsets to every intermediate by liveness";
+  let description = [{
+    Computes the live range of every kernel result (a view extends the range
+    of the buffer it views; function results live to the end), then assigns
+    64-byte aligned offsets in program order, first fit, reusing the space of
+    buffers whose last use has passed. A kernel never writes over one of its
+    own inputs. Records each result's offset in `offsets` (-1 for in-place
+    results) and the peak in the function attribute `lrt.arena_bytes`: the
+    compiler knows the activation memory before anything runs.
+
+    ```mlir
+    func.func @train_step(...) attributes {lrt.arena_bytes = 4096 : i64} {
+      %y = lrt.kernel "rms_norm"(%x, %w) {offsets = array<i64: 0>, ...}
+    ```
+  }];
+}
+
 #endif // LLAMAC_PASSES

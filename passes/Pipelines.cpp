@@ -33,7 +33,17 @@ void llamac::buildTrainPipeline(OpPassManager &pm,
   fpm.addPass(createCanonicalizerPass());
 }
 
+void llamac::buildLowerPipeline(OpPassManager &pm) {
+  OpPassManager &fpm = pm.nest<func::FuncOp>();
+  fpm.addPass(createLlmLowerToLrt());
+  fpm.addPass(createLrtMemoryPlan());
+}
+
 void llamac::registerTrainPipeline() {
+  PassPipelineRegistration<>(
+      "llamac-lower-pipeline",
+      "Training step to runtime program: llm-lower-to-lrt, lrt-memory-plan",
+      buildLowerPipeline);
   PassPipelineRegistration<TrainPipelineOptions>(
       "llamac-train-pipeline",
       "Forward graph to training step: llm-autodiff, llm-optimizer, cse, "

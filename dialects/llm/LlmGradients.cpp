@@ -81,10 +81,10 @@ LogicalResult AttentionOp::buildGradient(OpBuilder &b,
                                          ArrayRef<Value> resultGrads,
                                          SmallVectorImpl<Value> &operandGrads) {
   operandGrads.assign(getNumOperands(), Value());
-  if (!resultGrads[0])
-    return success();
   if (resultGrads[1])
     return emitOpError("cannot differentiate through the log-sum-exp result");
+  if (!resultGrads[0])
+    return success();
   auto grad = AttentionGradOp::create(
       b, getLoc(), getQ().getType(), getK().getType(), getV().getType(),
       resultGrads[0], getQ(), getK(), getV(), getOut(), getLse(),

@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "dialects/llm/LlmDialect.h"
+#include "dialects/lrt/LrtDialect.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -16,7 +17,8 @@
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<llamac::llm::LlmDialect, mlir::func::FuncDialect,
+  registry.insert<llamac::llm::LlmDialect, llamac::lrt::LrtDialect,
+                  mlir::func::FuncDialect,
                   mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
   llamac::registerLlamacPasses();
   llamac::registerTrainPipeline();

@@ -1,0 +1,180 @@
+//===- Compile.cpp - llamac compile ----------------------------------------===//
+//
+// config -> forward graph -> llamac-train-pipeline -> (lowering, memory plan)
+// -> output. Every phase verifies the IR; a failure prints one diagnostic and
+// leaves no output file behind (llvm::ToolOutputFile removes it unless kept).
+//
+//===----------------------------------------------------------------------===//
+#include "Compile.h"
+
+#include "dialects/llm/LlmDialect.h"
+#include "dialects/lrt/ExportPlan.h"
+#include "dialects/lrt/LrtDialect.h"
+#include "frontend/GraphBuilder.h"
+#include "model/LlamaConfig.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
+using namespace mlir;
+using namespace llamac;
+
+namespace {
+/// Wall-clock time of each phase, printed with --timing.
+class PhaseTimer {
+public:
+  explicit PhaseTimer(bool enabled) : enabled(enabled) {}
+  void done(const char *phase) {
+    auto now = std::chrono::steady_clock::now();
+    if (enabled)
+      llvm::errs() << llvm::format("  %-28s %8.3f s\n", phase,
+                                   std::chrono::duration<double>(now - last)
+                                       .count());
+    last = now;
+  }
+
+private:
+  bool enabled;
+  std::chrono::steady_clock::time_point last =
+      std::chrono::steady_clock::now();
+};
+} // namespace
+
+static int fail(const std::string &message) {
+  llvm::errs() << "llamac compile: error: " << message << "\n";
+  return 1;
+}
+
+static void setPipelineOptions(const TrainOptions &t,
+                               TrainPipelineOptions &o) {
+  o.lr = t.lr;
+  o.minLr = t.minLr;
+  o.warmupSteps = t.warmupSteps;
+  o.decaySteps = t.decaySteps;
+  o.beta1 = t.beta1;
+  o.beta2 = t.beta2;
+  o.eps = t.adamEps;
+  o.weightDecay = t.weightDecay;
+  o.clipGradNorm = t.clipGradNorm;
+  o.clipGradValue = t.clipGradValue;
+}
+
+/// The training configuration stored in the plan (docs/plan-format.md).
+static std::string trainConfigJson(const TrainOptions &t) {
+  int64_t micro = t.microBatch ? t.microBatch : t.globalBatch / t.dp;
+  nlohmann::json j = {{"seq_len", t.seqLen},
+                      {"micro_batch_size", micro},
+                      {"global_batch_size", t.globalBatch},
+                      {"microbatches", t.globalBatch / (t.dp * micro)},
+                      {"lr", t.lr},
+                      {"min_lr", t.minLr},
+                      {"warmup_steps", t.warmupSteps},
+                      {"decay_steps", t.decaySteps},
+                      {"beta1", t.beta1},
+                      {"beta2", t.beta2},
+                      {"eps", t.adamEps},
+                      {"weight_decay", t.weightDecay},
+                      {"clip_grad_norm", t.clipGradNorm},
+                      {"clip_grad_value", t.clipGradValue}};
+  return j.dump();
+}
+
+/// Prints `module` to the output (stdout when none is given).
+static int emitIR(ModuleOp module, const std::string &output) {
+  std::string error;
+  auto file = openOutputFile(output.empty() ? "-" : output, &error);
+  if (!file)
+    return fail(error);
+  module.print(file->os());
+  file->os() << "\n";
+  file->keep();
+  return 0;
+}
+
+int llamac::runCompile(const CompileOptions &options) {
+  PhaseTimer timer(options.timing);
+  const TrainOptions &train = options.train;
+
+  // 1. Model and training settings.
+  LlamaConfig config;
+  std::string error;
+  if (!LlamaConfig::load(train.model, config, error) ||
+      !train.validate(error))
+    return fail(error);
+  timer.done("config");
+
+  // 2. The forward graph.
+  MLIRContext context;
+  context.loadDialect<llm::LlmDialect, lrt::LrtDialect, func::FuncDialect>();
+  GraphShape shape;
+  shape.seqLen = train.seqLen;
+  shape.batch = train.microBatch ? train.microBatch : train.globalBatch;
+  shape.globalTokens = train.globalBatch * train.seqLen;
+  OwningOpRef<ModuleOp> module = buildForwardGraph(context, config, shape);
+  if (failed(verify(*module)))
+    return fail("internal error: the forward graph does not verify");
+  timer.done("build forward graph");
+  if (options.emit == "forward")
+    return emitIR(*module, options.output);
+
+  // 3. The training pipeline: autodiff, optimizer, cleanup.
+  PassManager pm(&context);
+  TrainPipelineOptions pipeline;
+  setPipelineOptions(train, pipeline);
+  buildTrainPipeline(pm, pipeline);
+  if (failed(pm.run(*module)))
+    return fail("the training pipeline failed (see the diagnostic above)");
+  timer.done("training pipeline");
+  if (options.emit == "llm")
+    return emitIR(*module, options.output);
+
+  // 4. Lowering to runtime kernels and the memory plan.
+  PassManager lower(&context);
+  buildLowerPipeline(lower);
+  if (failed(lower.run(*module)))
+    return fail("lowering to the runtime failed (see the diagnostic above)");
+  timer.done("lower + memory plan");
+  if (options.emit == "lrt")
+    return emitIR(*module, options.output);
+
+  // 5. The plan file.
+  if (options.output.empty())
+    return fail("--emit=plan needs an output file (-o model.llx)");
+  PlanMetadata meta;
+  meta.modelConfigJson = config.toJson();
+  meta.trainConfigJson = trainConfigJson(train);
+  meta.precision = train.precision;
+  meta.dp = train.dp, meta.tp = train.tp, meta.pp = train.pp;
+  std::string bytes;
+  if (failed(exportPlan(*module, meta, bytes)))
+    return fail("cannot serialize the plan (see the diagnostic above)");
+  auto file = openOutputFile(options.output, &error);
+  if (!file)
+    return fail(error);
+  file->os().write(bytes.data(), bytes.size());
+  file->os().flush();
+  if (file->os().has_error())
+    return fail("cannot write " + options.output);
+  file->keep();
+  timer.done("write plan");
+
+  auto func = *module->getOps<func::FuncOp>().begin();
+  int64_t arena =
+      func->getAttrOfType<IntegerAttr>(lrt::kArenaBytesAttr).getInt();
+  llvm::outs() << "wrote " << options.output << ": " << config.name << ", "
+               << config.numParameters() << " parameters, arena "
+               << llvm::format("%.2f", arena / 1048576.0) << " MiB, "
+               << bytes.size() << " bytes\n";
+  return 0;
+}

@@ -1,0 +1,83 @@
+//===- TrainOptions.cpp - Training settings of llamac compile/train -------===//
+#include "TrainOptions.h"
+
+using namespace llamac;
+
+void TrainOptions::addFlags(CLI::App &app) {
+  app.add_option("model", model,
+                 "Preset name (e.g. tiny, llama3-8b) or path to an HF "
+                 "config.json")
+      ->required();
+  app.add_option("--seq-len", seqLen, "Tokens per sequence")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--micro-batch-size", microBatch,
+                 "Sequences per microbatch per data-parallel rank "
+                 "(default: global batch / dp)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--global-batch-size", globalBatch,
+                 "Sequences per optimizer step over all ranks")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--lr", lr, "Peak learning rate")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--min-lr", minLr, "Final learning rate of the cosine decay")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--warmup-steps", warmupSteps, "Linear warmup steps")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--decay-steps", decaySteps,
+                 "Step where the cosine decay reaches --min-lr (0: constant)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--beta1", beta1, "AdamW beta1")->check(CLI::Range(0.0, 0.9999999));
+  app.add_option("--beta2", beta2, "AdamW beta2")->check(CLI::Range(0.0, 0.9999999));
+  app.add_option("--adam-eps", adamEps, "AdamW epsilon")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--weight-decay", weightDecay,
+                 "Decoupled weight decay (matrices only)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--clip-grad-norm", clipGradNorm,
+                 "Clip gradients by global L2 norm (0: off)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--clip-grad-value", clipGradValue,
+                 "Clip each gradient element to [-v, v] (0: off; excludes "
+                 "--clip-grad-norm)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--dp", dp, "Data-parallel size")->check(CLI::PositiveNumber);
+  app.add_option("--tp", tp, "Tensor-parallel size")->check(CLI::PositiveNumber);
+  app.add_option("--pp", pp, "Pipeline-parallel size")->check(CLI::PositiveNumber);
+  app.add_option("--precision", precision, "Compute precision")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+}
+
+bool TrainOptions::validate(std::string &error) const {
+  if (clipGradNorm > 0 && clipGradValue > 0) {
+    error = "--clip-grad-norm and --clip-grad-value are mutually exclusive; "
+            "set one of them to 0";
+    return false;
+  }
+  if (decaySteps != 0 && decaySteps <= warmupSteps) {
+    error = "--decay-steps " + std::to_string(decaySteps) +
+            " must exceed --warmup-steps " + std::to_string(warmupSteps) +
+            " (or be 0 for a constant rate)";
+    return false;
+  }
+  if (dp != 1 || tp != 1 || pp != 1) {
+    error = "layout dp=" + std::to_string(dp) + " tp=" + std::to_string(tp) +
+            " pp=" + std::to_string(pp) +
+            " is not supported yet: this build compiles single-rank plans "
+            "only (dp = tp = pp = 1)";
+    return false;
+  }
+  if (precision != "fp32") {
+    error = "--precision " + precision +
+            " is not supported yet: this build compiles fp32 plans only";
+    return false;
+  }
+  int64_t micro = microBatch ? microBatch : globalBatch / dp;
+  if (micro * dp != globalBatch) {
+    error = "--global-batch-size " + std::to_string(globalBatch) +
+            " must equal dp x --micro-batch-size (" + std::to_string(dp) +
+            " x " + std::to_string(micro) +
+            "); gradient accumulation is not supported yet";
+    return false;
+  }
+  return true;
+}

@@ -1,0 +1,43 @@
+//===- TrainOptions.h - Training settings of llamac compile/train -*- C++ -*-===//
+//
+// The flags that decide what a plan computes (shapes, optimizer, schedule,
+// layout). `llamac compile` and `llamac train` share them.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LLAMAC_TOOLS_LLAMAC_TRAINOPTIONS_H
+#define LLAMAC_TOOLS_LLAMAC_TRAINOPTIONS_H
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace llamac {
+
+struct TrainOptions {
+  std::string model;
+  int64_t seqLen = 128;
+  int64_t microBatch = 0; ///< 0: equal to the global batch / dp.
+  int64_t globalBatch = 8;
+  double lr = 3e-4;
+  double minLr = 0.0;
+  int64_t warmupSteps = 0;
+  int64_t decaySteps = 0;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double adamEps = 1e-8;
+  double weightDecay = 0.1;
+  double clipGradNorm = 1.0;
+  double clipGradValue = 0.0;
+  int64_t dp = 1, tp = 1, pp = 1;
+  std::string precision = "fp32";
+
+  /// Registers the flags on a CLI11 (sub)command.
+  void addFlags(CLI::App &app);
+  /// Cross-field checks CLI11 cannot express; sets a one-line error.
+  bool validate(std::string &error) const;
+};
+
+} // namespace llamac
+
+#endif // LLAMAC_TOOLS_LLAMAC_TRAINOPTIONS_H
