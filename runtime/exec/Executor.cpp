@@ -1,0 +1,383 @@
+//===- Executor.cpp - Run one program of a plan ----------------------------===//
+#include "exec/Executor.h"
+
+#include "exec/PlanLoader.h"
+#include "llamac/runtime/Kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <sys/mman.h>
+
+namespace llamac {
+namespace exec {
+
+namespace k = llamac::kernels;
+using plan::Storage;
+
+double scheduledLearningRate(int64_t step, double lr, double minLr,
+                             int64_t warmupSteps, int64_t decaySteps) {
+  const double s = static_cast<double>(step);
+  if (warmupSteps > 0 && step < warmupSteps)
+    return lr * (s + 1.0) / static_cast<double>(warmupSteps);
+  if (decaySteps == 0)
+    return lr;
+  if (step < decaySteps) {
+    // Here warmupSteps <= step < decaySteps, so the span is positive.
+    const double progress = (s - static_cast<double>(warmupSteps)) /
+                            static_cast<double>(decaySteps - warmupSteps);
+    return minLr + 0.5 * (lr - minLr) * (1.0 + std::cos(M_PI * progress));
+  }
+  return minLr;
+}
+
+void Executor::Release::operator()(void *p) const {
+  if (mappedBytes)
+    ::munmap(p, mappedBytes);
+  else
+    std::free(p);
+}
+
+void *Executor::allocate(int64_t bytes, const std::string &what,
+                         std::string &error) {
+  constexpr size_t kAlign = 64;
+  constexpr size_t kMapThreshold = size_t(1) << 20;
+  size_t rounded = (static_cast<size_t>(bytes) + kAlign - 1) / kAlign * kAlign;
+  void *p = nullptr;
+  bool ok;
+  if (rounded >= kMapThreshold) {
+    // Page-aligned and zero-filled on first touch.
+    p = ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ok = p != MAP_FAILED;
+  } else {
+    ok = posix_memalign(&p, kAlign, rounded) == 0 && p;
+    if (ok)
+      std::memset(p, 0, rounded);
+  }
+  if (!ok) {
+    error = "cannot allocate " + std::to_string(bytes) + " bytes (" +
+            std::to_string(bytes >> 20) + " MiB) for " + what;
+    return nullptr;
+  }
+  allocations_.emplace_back(p, Release{rounded >= kMapThreshold ? rounded : 0});
+  return p;
+}
+
+void *Executor::tensorPointer(int index) const {
+  const plan::Tensor &t = *program_->tensors()->Get(index);
+  if (t.storage() == Storage::Arena)
+    return static_cast<char *>(arena_) + t.offset();
+  return arguments_[t.offset()].data;
+}
+
+bool Executor::init(const plan::Program &program, std::string &error) {
+  program_ = &program;
+  arenaBytes_ = program.arena_bytes();
+  arguments_.clear();
+  allocations_.clear();
+  ops_.clear();
+  normOperands_.clear();
+
+  // 1. Memory: the arena and one buffer per argument.
+  arena_ = nullptr;
+  if (arenaBytes_ > 0 &&
+      !(arena_ = allocate(arenaBytes_, "the activation arena", error)))
+    return false;
+  int numArgs = program.arguments() ? program.arguments()->size() : 0;
+  for (int a = 0; a < numArgs; ++a) {
+    const plan::Argument &arg = *program.arguments()->Get(a);
+    const plan::Tensor &t = *program.tensors()->Get(arg.tensor());
+    Buffer buf;
+    buf.bytes = numElements(t) * dtypeBytes(t.dtype());
+    std::string what = "argument " + std::to_string(a) + " (" +
+                       arg.role()->str() +
+                       (arg.param() ? " " + arg.param()->str() : "") + ")";
+    if (!(buf.data = allocate(buf.bytes, what, error)))
+      return false;
+    arguments_.push_back(buf);
+  }
+
+  // 2. Instructions: kernel enum, operand pointers, sizes, attributes.
+  if (!program.instrs())
+    return true;
+  ops_.reserve(program.instrs()->size());
+  for (const plan::Instr *instr : *program.instrs()) {
+    const KernelSpec *spec = findKernel(instr->kernel()->c_str());
+    Op op;
+    op.kernel = spec->kernel;
+    std::string why;
+    resolveAttrs(*spec, *instr, op.attrs, why); // Verified by the loader.
+    auto inT = [&](int i) -> const plan::Tensor & {
+      return *program.tensors()->Get(instr->inputs()->Get(i));
+    };
+    auto outT = [&](int i) -> const plan::Tensor & {
+      return *program.tensors()->Get(instr->outputs()->Get(i));
+    };
+    auto dim = [](const plan::Tensor &t, int i) {
+      int r = static_cast<int>(t.shape()->size());
+      return t.shape()->Get(i < 0 ? r + i : i);
+    };
+    int nin = instr->inputs() ? instr->inputs()->size() : 0;
+    if (op.kernel == Kernel::GlobalNorm) {
+      op.normBegin = static_cast<int32_t>(normOperands_.size());
+      op.normCount = nin;
+      for (int i = 0; i < nin; ++i)
+        normOperands_.push_back(
+            {static_cast<const float *>(
+                 tensorPointer(instr->inputs()->Get(i))),
+             numElements(inT(i))});
+    } else {
+      for (int i = 0; i < nin; ++i)
+        op.in[i] = tensorPointer(instr->inputs()->Get(i));
+    }
+    for (int o = 0; o < spec->numOutputs; ++o)
+      op.out[o] = tensorPointer(instr->outputs()->Get(o));
+
+    int64_t *s = op.size;
+    switch (op.kernel) {
+    case Kernel::Embedding: // n, d, v
+      s[0] = numElements(inT(1));
+      s[1] = dim(inT(0), 1);
+      s[2] = dim(inT(0), 0);
+      break;
+    case Kernel::EmbeddingGrad: // n, d, v
+      s[0] = numElements(inT(1));
+      s[1] = dim(outT(0), 1);
+      s[2] = dim(outT(0), 0);
+      break;
+    case Kernel::RmsNorm: // rows, d
+      s[1] = dim(inT(1), 0);
+      s[0] = numElements(inT(0)) / s[1];
+      break;
+    case Kernel::RmsNormGrad: // rows, d
+      s[1] = dim(inT(2), 0);
+      s[0] = numElements(inT(1)) / s[1];
+      break;
+    case Kernel::Linear:          // m, n, k from w [N, K]
+    case Kernel::LinearGradInput: // m, n, k from w [N, K]
+      s[1] = dim(inT(1), 0);
+      s[2] = dim(inT(1), 1);
+      s[0] = op.kernel == Kernel::Linear ? numElements(inT(0)) / s[2]
+                                         : numElements(inT(0)) / s[1];
+      break;
+    case Kernel::LinearGradWeight: // m, n, k from dw [N, K]
+      s[1] = dim(outT(0), 0);
+      s[2] = dim(outT(0), 1);
+      s[0] = numElements(inT(1)) / s[2];
+      break;
+    case Kernel::Rope:
+    case Kernel::RopeGrad: // b, s, h, dh
+      for (int i = 0; i < 4; ++i)
+        s[i] = dim(inT(0), i);
+      break;
+    case Kernel::Attention:
+    case Kernel::AttentionGrad: { // b, s, h, kv, dh
+      int q = op.kernel == Kernel::Attention ? 0 : 1;
+      s[0] = dim(inT(q), 0);
+      s[1] = dim(inT(q), 1);
+      s[2] = dim(inT(q), 2);
+      s[3] = dim(inT(q + 1), 2);
+      s[4] = dim(inT(q), 3);
+      break;
+    }
+    case Kernel::CrossEntropy:
+    case Kernel::CrossEntropyGrad: { // rows, v
+      int l = op.kernel == Kernel::CrossEntropy ? 0 : 1;
+      s[1] = dim(inT(l), -1);
+      s[0] = numElements(inT(l)) / s[1];
+      break;
+    }
+    case Kernel::Constant: // n
+      s[0] = numElements(outT(0));
+      break;
+    case Kernel::Swiglu:
+    case Kernel::SwigluGrad:
+    case Kernel::Add:
+    case Kernel::Scale:
+    case Kernel::ClipByValue:
+    case Kernel::AdamW: // n
+      s[0] = numElements(inT(op.kernel == Kernel::SwigluGrad ? 1 : 0));
+      break;
+    case Kernel::GlobalNorm:
+    case Kernel::ClipCoef:
+    case Kernel::LrSchedule:
+      break;
+    }
+    ops_.push_back(op);
+  }
+  return true;
+}
+
+void Executor::run() {
+  for (const Op &op : ops_) {
+    const int64_t *s = op.size;
+    const double *r = op.attrs.real;
+    const int64_t *iv = op.attrs.integer;
+    auto f = [&](int i) { return static_cast<const float *>(op.in[i]); };
+    auto ids = [&](int i) { return static_cast<const int32_t *>(op.in[i]); };
+    auto o = [&](int i) { return static_cast<float *>(op.out[i]); };
+    switch (op.kernel) {
+    case Kernel::Embedding:
+      k::embeddingFwd<float>(f(0), ids(1), o(0), s[0], s[1], s[2]);
+      break;
+    case Kernel::EmbeddingGrad:
+      k::embeddingBwd<float>(f(0), ids(1), o(0), s[0], s[1], s[2]);
+      break;
+    case Kernel::RmsNorm:
+      k::rmsNormFwd<float>(f(0), f(1), o(0), s[0], s[1],
+                           static_cast<float>(r[0]));
+      break;
+    case Kernel::RmsNormGrad:
+      k::rmsNormBwd<float>(f(0), f(1), f(2), o(0), o(1), s[0], s[1],
+                           static_cast<float>(r[0]));
+      break;
+    case Kernel::Linear:
+      k::linearFwd<float>(f(0), f(1), o(0), s[0], s[1], s[2]);
+      break;
+    case Kernel::LinearGradInput:
+      k::linearBwdInput<float>(f(0), f(1), o(0), s[0], s[1], s[2]);
+      break;
+    case Kernel::LinearGradWeight:
+      k::linearBwdWeight<float>(f(0), f(1), o(0), s[0], s[1], s[2]);
+      break;
+    case Kernel::Rope:
+    case Kernel::RopeGrad:
+      k::rope<float>(f(0), o(0), s[0], s[1], s[2], s[3],
+                     static_cast<float>(r[0]), iv[1],
+                     /*inverse=*/op.kernel == Kernel::RopeGrad);
+      break;
+    case Kernel::Attention:
+      k::attentionFwd<float>(f(0), f(1), f(2), o(0), o(1), s[0], s[1], s[2],
+                             s[3], s[4], static_cast<float>(r[0]));
+      break;
+    case Kernel::AttentionGrad:
+      k::attentionBwd<float>(f(0), f(1), f(2), f(3), f(4), f(5), o(0), o(1),
+                             o(2), s[0], s[1], s[2], s[3], s[4],
+                             static_cast<float>(r[0]));
+      break;
+    case Kernel::Swiglu:
+      k::swigluFwd<float>(f(0), f(1), o(0), s[0]);
+      break;
+    case Kernel::SwigluGrad:
+      k::swigluBwd<float>(f(0), f(1), f(2), o(0), o(1), s[0]);
+      break;
+    case Kernel::Add:
+      k::add<float>(f(0), f(1), o(0), s[0]);
+      break;
+    case Kernel::CrossEntropy:
+      *o(0) = static_cast<float>(k::crossEntropyFwd<float>(
+          f(0), ids(1), s[0], s[1], 1.0 / static_cast<double>(iv[0])));
+      break;
+    case Kernel::CrossEntropyGrad:
+      k::crossEntropyBwd<float>(f(1), ids(2), o(0), s[0], s[1],
+                                1.0 / static_cast<double>(iv[0]),
+                                static_cast<double>(*f(0)));
+      break;
+    case Kernel::Constant:
+      k::fill<float>(o(0), s[0], static_cast<float>(r[0]));
+      break;
+    case Kernel::GlobalNorm: {
+      double sum = 0.0;
+      for (int32_t i = 0; i < op.normCount; ++i) {
+        const NormOperand &g = normOperands_[op.normBegin + i];
+        sum += k::sumSquares<float>(g.data, g.n);
+      }
+      *o(0) = static_cast<float>(std::sqrt(sum));
+      break;
+    }
+    case Kernel::ClipCoef: {
+      // torch.nn.utils.clip_grad_norm_: max_norm / (total_norm + 1e-6),
+      // clamped to 1.
+      double coef = r[0] / (static_cast<double>(*f(0)) + 1e-6);
+      *o(0) = static_cast<float>(std::min(1.0, coef));
+      break;
+    }
+    case Kernel::Scale:
+      k::scale<float>(f(0), o(0), s[0], static_cast<double>(*f(1)));
+      break;
+    case Kernel::ClipByValue:
+      k::clipByValue<float>(f(0), o(0), s[0], r[0]);
+      break;
+    case Kernel::LrSchedule: {
+      int64_t step = *static_cast<const int64_t *>(op.in[0]);
+      *o(0) = static_cast<float>(
+          scheduledLearningRate(step, r[0], r[1], iv[2], iv[3]));
+      break;
+    }
+    case Kernel::AdamW: {
+      // Outputs share the storage of p, m, v: the update is in place.
+      int64_t step = *static_cast<const int64_t *>(op.in[5]);
+      k::adamw<float>(o(0), f(1), o(1), o(2), s[0],
+                      static_cast<double>(*f(4)), r[0], r[1], r[2], r[3],
+                      step + 1);
+      break;
+    }
+    }
+  }
+}
+
+int64_t Executor::argumentBytesTotal() const {
+  int64_t total = 0;
+  for (const Buffer &b : arguments_)
+    total += b.bytes;
+  return total;
+}
+
+const plan::Argument &Executor::argumentInfo(int index) const {
+  return *program_->arguments()->Get(index);
+}
+
+const plan::Tensor &Executor::argumentTensor(int index) const {
+  return *program_->tensors()->Get(argumentInfo(index).tensor());
+}
+
+int Executor::findArgument(const std::string &role,
+                           const std::string &param) const {
+  for (int a = 0; a < numArguments(); ++a) {
+    const plan::Argument &arg = argumentInfo(a);
+    if (arg.role() && role == arg.role()->c_str() &&
+        param == (arg.param() ? arg.param()->c_str() : ""))
+      return a;
+  }
+  return -1;
+}
+
+void *Executor::argument(const std::string &role, const std::string &param) {
+  int a = findArgument(role, param);
+  return a < 0 ? nullptr : arguments_[a].data;
+}
+
+int Executor::findResult(const std::string &role,
+                         const std::string &param) const {
+  if (!program_ || !program_->results())
+    return -1;
+  const auto &results = *program_->results();
+  for (flatbuffers::uoffset_t r = 0; r < results.size(); ++r) {
+    const plan::Result &res = *results.Get(r);
+    if (res.role() && role == res.role()->c_str() &&
+        param == (res.param() ? res.param()->c_str() : ""))
+      return static_cast<int>(r);
+  }
+  return -1;
+}
+
+const float *Executor::scalarResultPtr(const std::string &role) const {
+  int r = findResult(role);
+  if (r < 0)
+    return nullptr;
+  return static_cast<const float *>(
+      tensorPointer(program_->results()->Get(r)->tensor()));
+}
+
+float Executor::scalarResult(const std::string &role) const {
+  const float *p = scalarResultPtr(role);
+  return p ? *p : std::numeric_limits<float>::quiet_NaN();
+}
+
+void *Executor::tensorData(int index) { return tensorPointer(index); }
+
+} // namespace exec
+} // namespace llamac

@@ -1,0 +1,136 @@
+//===- Executor.h - Run one program of a plan ----------------------*- C++ -*-===//
+//
+// An Executor owns the memory of one rank's Program and runs its
+// instructions in order on the CPU backend (llamac::kernels::*<float>).
+//
+// Ownership: the executor owns the activation arena (arena_bytes, 64-byte
+// aligned) and one buffer per Argument (parameters, optimizer moments, the
+// step counter, token ids), all zero-filled at init() (buffers of 1 MiB and
+// more are anonymous mappings, zeroed lazily by the OS, so that init() does
+// not touch every page of a large arena). The Program (and so the LoadedPlan
+// holding its bytes) must outlive the executor.
+//
+// Everything that can be decided once is decided in init(): kernel names are
+// resolved to an enum, tensor indices to pointers, shapes to the integer
+// sizes each kernel takes, attributes to numbers. run() is a loop over that
+// table: no allocation, no string work, no checks (loadPlan() verified the
+// program; init() assumes it).
+//
+// Scalars (loss, grad_norm, lr, clip coefficients) are f32 tensors of one
+// element; `step` is an i64 scalar, the 0-based count of steps already taken.
+//
+// NOTE: run() does not advance `step`; the caller (Trainer) sets it before
+// each run.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LLAMAC_RUNTIME_EXEC_EXECUTOR_H
+#define LLAMAC_RUNTIME_EXEC_EXECUTOR_H
+
+#include "exec/KernelTable.h"
+#include "plan/PlanFormat.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace llamac {
+namespace exec {
+
+/// The learning rate of 0-based step `step` (docs/plan-format.md,
+/// DESIGN.md A2), computed in double: linear warmup `lr * (s+1) / warmup`
+/// for s < warmup, then cosine from lr to minLr until decaySteps, then
+/// minLr; decaySteps = 0 means constant lr after the warmup.
+double scheduledLearningRate(int64_t step, double lr, double minLr,
+                             int64_t warmupSteps, int64_t decaySteps);
+
+class Executor {
+public:
+  Executor() = default;
+  Executor(Executor &&) = default;
+  Executor &operator=(Executor &&) = default;
+  Executor(const Executor &) = delete;
+  Executor &operator=(const Executor &) = delete;
+
+  /// Prepares `program` (verified by loadPlan) for execution: allocates and
+  /// zeroes the arena and the argument buffers, resolves every instruction.
+  /// Fails (with a message naming the buffer and its size) only when memory
+  /// cannot be allocated.
+  bool init(const plan::Program &program, std::string &error);
+
+  /// Executes the instructions in order.
+  void run();
+
+  const plan::Program &program() const { return *program_; }
+  int64_t arenaBytes() const { return arenaBytes_; }
+  /// Sum of all argument buffer sizes.
+  int64_t argumentBytesTotal() const;
+
+  int numArguments() const { return static_cast<int>(arguments_.size()); }
+  /// The buffer of argument `index` (its tensor's dtype, row-major).
+  void *argument(int index) { return arguments_[index].data; }
+  const void *argument(int index) const { return arguments_[index].data; }
+  int64_t argumentBytes(int index) const { return arguments_[index].bytes; }
+  const plan::Argument &argumentInfo(int index) const;
+  const plan::Tensor &argumentTensor(int index) const;
+  /// Index of the argument with `role` (and HF name `param` for param,
+  /// adam_m, adam_v), or -1.
+  int findArgument(const std::string &role,
+                   const std::string &param = std::string()) const;
+  /// The buffer of that argument, or nullptr.
+  void *argument(const std::string &role,
+                 const std::string &param = std::string());
+
+  /// Index into Program.results of the result with `role` (and `param`), or
+  /// -1.
+  int findResult(const std::string &role,
+                 const std::string &param = std::string()) const;
+  /// Pointer to the f32 value of a scalar result (loss, grad_norm, lr), or
+  /// nullptr when the program has none. Stable for the executor's life.
+  const float *scalarResultPtr(const std::string &role) const;
+  /// The value of a scalar result after run(); NaN when there is none.
+  float scalarResult(const std::string &role) const;
+
+  /// The memory of tensor `index` (in the arena or an argument buffer).
+  void *tensorData(int index);
+
+private:
+  struct Buffer {
+    void *data = nullptr;
+    int64_t bytes = 0;
+  };
+  /// Releases a buffer from allocate(): free() or munmap().
+  struct Release {
+    size_t mappedBytes = 0; ///< 0: from posix_memalign.
+    void operator()(void *p) const;
+  };
+  /// One resolved instruction.
+  struct Op {
+    Kernel kernel;
+    void *in[6] = {};
+    void *out[3] = {};
+    int64_t size[5] = {}; ///< Kernel-specific sizes, see init().
+    AttrValues attrs;
+    int32_t normBegin = 0, normCount = 0; ///< global_norm operands.
+  };
+  struct NormOperand {
+    const float *data;
+    int64_t n;
+  };
+
+  void *allocate(int64_t bytes, const std::string &what, std::string &error);
+  void *tensorPointer(int index) const;
+
+  const plan::Program *program_ = nullptr;
+  int64_t arenaBytes_ = 0;
+  void *arena_ = nullptr;
+  std::vector<Buffer> arguments_;
+  std::vector<std::unique_ptr<void, Release>> allocations_;
+  std::vector<Op> ops_;
+  std::vector<NormOperand> normOperands_;
+};
+
+} // namespace exec
+} // namespace llamac
+
+#endif // LLAMAC_RUNTIME_EXEC_EXECUTOR_H

@@ -1,0 +1,67 @@
+//===- Init.h - Initial parameter values ---------------------------*- C++ -*-===//
+//
+// The values parameters start from (DESIGN.md A1):
+//  - by default, normal(0, initializer_range) for every matrix (rank >= 2,
+//    the embedding included) and ones for the norm weights (rank 1), drawn
+//    from a seed;
+//  - with `--init PATH`, Hugging Face safetensors weights (a single file, or
+//    a directory with model.safetensors or an index and its shards).
+// Optimizer moments and the step counter start at 0 in both cases.
+//
+// The random values come from a counter-based generator: element `i` of the
+// tensor named `name` is a pure function of (seed, name, i). So they do not
+// depend on the thread count, on the order tensors are visited, or on which
+// rank owns a tensor or a slice of it (a shard draws the elements of its
+// global indices).
+//
+// Generator: key = splitmix64(seed ^ splitmix64(fnv1a64(name))); element pair
+// j = i / 2 takes two 53-bit uniforms u1 = U(mix(key, 2j)) in (0, 1] and
+// u2 = U(mix(key, 2j + 1)) in [0, 1), and Box-Muller gives
+// r = sqrt(-2 ln u1): element 2j is r cos(2 pi u2), element 2j + 1 is
+// r sin(2 pi u2). All in double, rounded to float at the end.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LLAMAC_RUNTIME_EXEC_INIT_H
+#define LLAMAC_RUNTIME_EXEC_INIT_H
+
+#include "exec/Executor.h"
+#include "model/LlamaConfig.h"
+
+#include <cstdint>
+#include <string>
+
+namespace llamac {
+namespace exec {
+
+/// 64-bit FNV-1a of `name` (stable across platforms, unlike std::hash).
+uint64_t hashName(const std::string &name);
+
+/// Writes elements [begin, begin + count) of the normal(0, stddev) tensor
+/// identified by (seed, name) to `out` (count floats).
+void fillNormal(uint64_t seed, const std::string &name, double stddev,
+                int64_t begin, int64_t count, float *out);
+
+/// Checks that the program's `param` arguments are exactly the parameters of
+/// `config` (parameterSpecs) with the same shapes: the plan was compiled for
+/// this model. Meant for single-rank programs, whose tensors are whole.
+bool checkPlanParameters(const Executor &exec, const LlamaConfig &config,
+                         std::string &error);
+
+/// Default initialisation of every `param` argument (normal for rank >= 2,
+/// ones for rank 1) from `seed`, and zero moments and step.
+void initializeParameters(Executor &exec, const LlamaConfig &config,
+                          uint64_t seed);
+
+/// Loads Hugging Face weights from `path` into the `param` arguments and
+/// zeroes moments and step. Every parameter of parameterSpecs(config) must be
+/// present with its shape (F32, F16, BF16 or F64 data; converted to f32).
+/// With tie_word_embeddings a `lm_head.weight` in the file is ignored. Any
+/// other tensor, except rotary `inv_freq` buffers, is an error naming it.
+/// Precondition: checkPlanParameters() succeeded.
+bool loadInitWeights(Executor &exec, const LlamaConfig &config,
+                     const std::string &path, std::string &error);
+
+} // namespace exec
+} // namespace llamac
+
+#endif // LLAMAC_RUNTIME_EXEC_INIT_H

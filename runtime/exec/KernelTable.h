@@ -1,0 +1,85 @@
+//===- KernelTable.h - The kernels a plan may call ----------------*- C++ -*-===//
+//
+// One table, shared by the loader (arity and attribute checks) and the
+// executor (name -> Kernel resolution), of the kernels of
+// docs/plan-format.md: name, number of inputs and outputs, attributes.
+// Internal to LlamacExec.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LLAMAC_RUNTIME_EXEC_KERNELTABLE_H
+#define LLAMAC_RUNTIME_EXEC_KERNELTABLE_H
+
+#include "plan/PlanFormat.h"
+
+#include <cstdint>
+#include <string>
+
+namespace llamac {
+namespace exec {
+
+enum class Kernel : uint8_t {
+  Embedding,
+  EmbeddingGrad,
+  RmsNorm,
+  RmsNormGrad,
+  Linear,
+  LinearGradInput,
+  LinearGradWeight,
+  Rope,
+  RopeGrad,
+  Attention,
+  AttentionGrad,
+  Swiglu,
+  SwigluGrad,
+  Add,
+  CrossEntropy,
+  CrossEntropyGrad,
+  Constant,
+  GlobalNorm,
+  ClipCoef,
+  Scale,
+  ClipByValue,
+  LrSchedule,
+  AdamW,
+};
+
+enum class AttrKind : uint8_t { Int, Real };
+
+struct AttrSpec {
+  const char *name;
+  AttrKind kind;   ///< Int attributes are read from `ival`, Real from `fval`.
+  bool required;
+  double fallback; ///< Value of an absent optional attribute.
+};
+
+constexpr int kMaxAttrs = 4;
+
+struct KernelSpec {
+  const char *name;
+  Kernel kernel;
+  int numInputs; ///< -1: one or more (global_norm).
+  int numOutputs;
+  int numAttrs;
+  AttrSpec attrs[kMaxAttrs];
+};
+
+/// The spec of kernel `name`, or nullptr when there is none.
+const KernelSpec *findKernel(const char *name);
+/// Comma-separated kernel names, for "expected one of" messages.
+std::string kernelNames();
+
+/// An instruction's attribute values, in the order of KernelSpec::attrs.
+struct AttrValues {
+  double real[kMaxAttrs] = {};
+  int64_t integer[kMaxAttrs] = {};
+};
+
+/// Reads `instr`'s attributes for `spec`: every required attribute present,
+/// no unknown or repeated name. On failure `why` says which.
+bool resolveAttrs(const KernelSpec &spec, const plan::Instr &instr,
+                  AttrValues &out, std::string &why);
+
+} // namespace exec
+} // namespace llamac
+
+#endif // LLAMAC_RUNTIME_EXEC_KERNELTABLE_H

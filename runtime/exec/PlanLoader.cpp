@@ -1,0 +1,355 @@
+//===- PlanLoader.cpp - Load and verify a plan file ------------------------===//
+#include "exec/PlanLoader.h"
+
+#include "exec/ProgramVerifier.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <sys/stat.h>
+#include <utility>
+
+namespace llamac {
+namespace exec {
+
+using plan::DType;
+using plan::Storage;
+
+//===----------------------------------------------------------------------===//
+// Tensor helpers
+//===----------------------------------------------------------------------===//
+
+int64_t dtypeBytes(DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+  case DType::I32:
+    return 4;
+  case DType::F64:
+  case DType::I64:
+    return 8;
+  case DType::BF16:
+  case DType::F16:
+    return 2;
+  case DType::I1:
+    return 1;
+  }
+  return 0;
+}
+
+std::string dtypeName(DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+    return "f32";
+  case DType::F64:
+    return "f64";
+  case DType::BF16:
+    return "bf16";
+  case DType::F16:
+    return "f16";
+  case DType::I32:
+    return "i32";
+  case DType::I64:
+    return "i64";
+  case DType::I1:
+    return "i1";
+  }
+  return "dtype(" + std::to_string(static_cast<int>(dtype)) + ")";
+}
+
+int64_t numElements(const plan::Tensor &tensor) {
+  int64_t n = 1;
+  if (const auto *shape = tensor.shape())
+    for (int64_t d : *shape)
+      n *= d;
+  return n;
+}
+
+std::string shapeString(const plan::Tensor &tensor) {
+  std::string s = "[";
+  if (const auto *shape = tensor.shape())
+    for (flatbuffers::uoffset_t i = 0; i < shape->size(); ++i)
+      s += (i ? ", " : "") + std::to_string(shape->Get(i));
+  return s + "]";
+}
+
+//===----------------------------------------------------------------------===//
+// TrainConfig
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+using json = nlohmann::json;
+
+bool readInt(const json &j, const char *field, int64_t &out, bool required,
+             const std::string &source, std::string &error) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) {
+    if (!required)
+      return true;
+    error = source + ": missing required field '" + field + "'";
+    return false;
+  }
+  if (!it->is_number_integer()) {
+    error = source + ": field '" + field + "' must be an integer, got " +
+            it->dump();
+    return false;
+  }
+  out = it->get<int64_t>();
+  return true;
+}
+
+bool readReal(const json &j, const char *field, double &out,
+              const std::string &source, std::string &error) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null())
+    return true;
+  if (!it->is_number() || !std::isfinite(it->get<double>())) {
+    error = source + ": field '" + field + "' must be a finite number, got " +
+            it->dump();
+    return false;
+  }
+  out = it->get<double>();
+  return true;
+}
+
+} // namespace
+
+bool TrainConfig::fromJson(const std::string &text, const std::string &source,
+                           TrainConfig &out, std::string &error) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    error = source + ": expected a JSON object";
+    return false;
+  }
+  TrainConfig c;
+  if (!readInt(j, "seq_len", c.seqLen, true, source, error) ||
+      !readInt(j, "micro_batch_size", c.microBatchSize, true, source, error) ||
+      !readInt(j, "global_batch_size", c.globalBatchSize, true, source,
+               error) ||
+      !readInt(j, "microbatches", c.microbatches, false, source, error) ||
+      !readReal(j, "lr", c.lr, source, error) ||
+      !readReal(j, "min_lr", c.minLr, source, error) ||
+      !readInt(j, "warmup_steps", c.warmupSteps, false, source, error) ||
+      !readInt(j, "decay_steps", c.decaySteps, false, source, error) ||
+      !readReal(j, "beta1", c.beta1, source, error) ||
+      !readReal(j, "beta2", c.beta2, source, error) ||
+      !readReal(j, "eps", c.eps, source, error) ||
+      !readReal(j, "weight_decay", c.weightDecay, source, error) ||
+      !readReal(j, "clip_grad_norm", c.clipGradNorm, source, error) ||
+      !readReal(j, "clip_grad_value", c.clipGradValue, source, error))
+    return false;
+  auto positive = [&](const char *field, int64_t v) {
+    if (v > 0)
+      return true;
+    error = source + ": field '" + field + "' must be positive, got " +
+            std::to_string(v);
+    return false;
+  };
+  if (!positive("seq_len", c.seqLen) ||
+      !positive("micro_batch_size", c.microBatchSize) ||
+      !positive("global_batch_size", c.globalBatchSize) ||
+      !positive("microbatches", c.microbatches))
+    return false;
+  if (c.warmupSteps < 0 || c.decaySteps < 0) {
+    error = source + ": warmup_steps and decay_steps must be >= 0, got " +
+            std::to_string(c.warmupSteps) + " and " +
+            std::to_string(c.decaySteps);
+    return false;
+  }
+  out = c;
+  return true;
+}
+
+std::string TrainConfig::toJson() const {
+  json j = {{"seq_len", seqLen},
+            {"micro_batch_size", microBatchSize},
+            {"global_batch_size", globalBatchSize},
+            {"microbatches", microbatches},
+            {"lr", lr},
+            {"min_lr", minLr},
+            {"warmup_steps", warmupSteps},
+            {"decay_steps", decaySteps},
+            {"beta1", beta1},
+            {"beta2", beta2},
+            {"eps", eps},
+            {"weight_decay", weightDecay},
+            {"clip_grad_norm", clipGradNorm},
+            {"clip_grad_value", clipGradValue}};
+  return j.dump();
+}
+
+namespace {
+
+/// The preset whose hyper-parameters equal `config`, else "custom".
+std::string presetNameOf(const LlamaConfig &config) {
+  for (const std::string &name : LlamaConfig::presetNames()) {
+    LlamaConfig p;
+    if (!LlamaConfig::fromPreset(name, p))
+      continue;
+    if (p.hiddenSize == config.hiddenSize &&
+        p.intermediateSize == config.intermediateSize &&
+        p.numAttentionHeads == config.numAttentionHeads &&
+        p.numKeyValueHeads == config.numKeyValueHeads &&
+        p.numHiddenLayers == config.numHiddenLayers &&
+        p.vocabSize == config.vocabSize && p.headDim == config.headDim &&
+        p.tieWordEmbeddings == config.tieWordEmbeddings &&
+        p.rmsNormEps == config.rmsNormEps && p.ropeTheta == config.ropeTheta)
+      return name;
+  }
+  return "custom";
+}
+
+/// Printable form of the 4 identifier bytes at `p`.
+std::string identifierString(const uint8_t *p) {
+  std::string s;
+  for (int i = 0; i < 4; ++i) {
+    unsigned char c = p[i];
+    if (c >= 0x20 && c < 0x7f) {
+      s += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      s += buf;
+    }
+  }
+  return s;
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Loading
+//===----------------------------------------------------------------------===//
+
+bool loadPlanFromBuffer(std::vector<uint8_t> bytes, const std::string &source,
+                        LoadedPlan &out, std::string &error) {
+  // 1. The bytes.
+  // Root offset (4) + file identifier (4) + the smallest table.
+  constexpr size_t kMinBytes = 16;
+  if (bytes.size() < kMinBytes) {
+    error = source + ": file is too small (" + std::to_string(bytes.size()) +
+            " bytes) to be a llamac plan";
+    return false;
+  }
+  if (bytes.size() >= FLATBUFFERS_MAX_BUFFER_SIZE) {
+    error = source + ": file is too large (" + std::to_string(bytes.size()) +
+            " bytes) to be a llamac plan (at most 2 GiB)";
+    return false;
+  }
+  if (!plan::PlanBufferHasIdentifier(bytes.data())) {
+    error = source + ": not a llamac plan (file identifier '" +
+            identifierString(bytes.data() + 4) + "', expected '" +
+            plan::PlanIdentifier() + "')";
+    return false;
+  }
+  flatbuffers::Verifier::Options options;
+  options.max_tables = 1u << 30; // A plan of a large model has many tables.
+  flatbuffers::Verifier verifier(bytes.data(), bytes.size(), options);
+  if (!plan::VerifyPlanBuffer(verifier)) {
+    error = source + ": corrupted plan (FlatBuffers verification failed)";
+    return false;
+  }
+
+  // 2. The header.
+  const plan::Plan *p = plan::GetPlan(bytes.data());
+  if (p->format_version() != plan::kPlanFormatVersion) {
+    error = source + ": plan format version " +
+            std::to_string(p->format_version()) + ", this runtime reads " +
+            std::to_string(plan::kPlanFormatVersion) + "; recompile the plan";
+    return false;
+  }
+  LoadedPlan result;
+  if (!p->model_config_json()) {
+    error = source + ": missing model_config_json";
+    return false;
+  }
+  if (!LlamaConfig::fromJson(p->model_config_json()->str(),
+                             source + ": model_config_json", result.model,
+                             error))
+    return false;
+  // The config JSON carries no name; show the preset it matches.
+  result.model.name = presetNameOf(result.model);
+  if (!p->train_config_json()) {
+    error = source + ": missing train_config_json";
+    return false;
+  }
+  if (!TrainConfig::fromJson(p->train_config_json()->str(),
+                             source + ": train_config_json", result.train,
+                             error))
+    return false;
+  if (p->dp() < 1 || p->tp() < 1 || p->pp() < 1) {
+    error = source + ": layout dp=" + std::to_string(p->dp()) +
+            " tp=" + std::to_string(p->tp()) + " pp=" +
+            std::to_string(p->pp()) + ", expected positive sizes";
+    return false;
+  }
+  int64_t world = int64_t(p->dp()) * p->tp() * p->pp();
+  int64_t programs = p->programs() ? p->programs()->size() : 0;
+  if (programs == 0) {
+    error = source + ": plan has no programs";
+    return false;
+  }
+  if (programs != world) {
+    error = source + ": plan has " + std::to_string(programs) +
+            " programs, expected dp*tp*pp = " + std::to_string(world);
+    return false;
+  }
+
+  // 3. Each program.
+  for (int64_t r = 0; r < programs; ++r) {
+    const plan::Program &program = *p->programs()->Get(r);
+    std::string where = source + ": program " + std::to_string(r);
+    if (program.rank() != r) {
+      error = where + ": has rank " + std::to_string(program.rank()) +
+              ", expected " + std::to_string(r) + " (programs in rank order)";
+      return false;
+    }
+    if (!verifyProgram(program, where, error))
+      return false;
+  }
+
+  result.path = source;
+  result.bytes = std::move(bytes);
+  result.plan = plan::GetPlan(result.bytes.data());
+  out = std::move(result);
+  return true;
+}
+
+bool loadPlan(const std::string &path, LoadedPlan &out, std::string &error) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    error = path + ": cannot open plan file: " + std::strerror(errno);
+    return false;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    error = path + ": is a directory, expected a plan file (.llx)";
+    return false;
+  }
+  std::FILE *f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    error = path + ": cannot open plan file: " + std::strerror(errno);
+    return false;
+  }
+  std::vector<uint8_t> bytes;
+  uint8_t chunk[1 << 16];
+  size_t got;
+  while ((got = std::fread(chunk, 1, sizeof chunk, f)) > 0) {
+    bytes.insert(bytes.end(), chunk, chunk + got);
+    if (bytes.size() >= FLATBUFFERS_MAX_BUFFER_SIZE)
+      break; // Reported as "too large" below.
+  }
+  bool readError = std::ferror(f) != 0;
+  int savedErrno = errno;
+  std::fclose(f);
+  if (readError) {
+    error = path + ": cannot read plan file: " + std::strerror(savedErrno);
+    return false;
+  }
+  return loadPlanFromBuffer(std::move(bytes), path, out, error);
+}
+
+} // namespace exec
+} // namespace llamac

@@ -1,0 +1,652 @@
+//===- ProgramVerifier.cpp - Semantic checks of one program ----------------===//
+#include "exec/ProgramVerifier.h"
+
+#include "exec/KernelTable.h"
+#include "exec/PlanLoader.h"
+
+#include <cmath>
+#include <set>
+#include <utility>
+#include <vector>
+
+namespace llamac {
+namespace exec {
+
+using plan::DType;
+using plan::Storage;
+
+namespace {
+
+/// Largest tensor the loader accepts (elements): keeps every byte count far
+/// from int64 overflow.
+constexpr int64_t kMaxElements = int64_t(1) << 40;
+
+bool isArgumentRole(const std::string &role) {
+  return role == "param" || role == "adam_m" || role == "adam_v" ||
+         role == "step" || role == "tokens" || role == "targets";
+}
+
+bool isResultRole(const std::string &role) {
+  return role == "loss" || role == "grad_norm" || role == "lr" ||
+         role == "new_param" || role == "new_adam_m" || role == "new_adam_v";
+}
+
+const char *str(const flatbuffers::String *s) { return s ? s->c_str() : ""; }
+
+/// Verifies one program; `where` ("plan.llx: program 0") prefixes errors.
+class ProgramVerifier {
+public:
+  ProgramVerifier(const plan::Program &program, std::string where)
+      : program_(program), where_(std::move(where)) {}
+
+  bool verify(std::string &error) {
+    if (!verifyTensors(error) || !verifyArguments(error) ||
+        !verifyStorage(error) || !verifyResults(error))
+      return false;
+    if (const auto *instrs = program_.instrs())
+      for (flatbuffers::uoffset_t i = 0; i < instrs->size(); ++i)
+        if (!verifyInstr(static_cast<int>(i), *instrs->Get(i), error))
+          return false;
+    return true;
+  }
+
+private:
+  int numTensors() const {
+    return program_.tensors() ? program_.tensors()->size() : 0;
+  }
+  int numArguments() const {
+    return program_.arguments() ? program_.arguments()->size() : 0;
+  }
+  const plan::Tensor &tensor(int i) const {
+    return *program_.tensors()->Get(i);
+  }
+  std::string tensorDesc(int i) const {
+    const plan::Tensor &t = tensor(i);
+    std::string s = "tensor " + std::to_string(i);
+    if (t.name() && t.name()->size())
+      s += " '" + std::string(t.name()->c_str()) + "'";
+    return s + " (" + dtypeName(t.dtype()) + " " + shapeString(t) + ")";
+  }
+
+  // 1. Each tensor: dtype, shape, size.
+  bool verifyTensors(std::string &error) {
+    if (program_.arena_bytes() < 0) {
+      error = where_ + ": arena_bytes " +
+              std::to_string(program_.arena_bytes()) + " is negative";
+      return false;
+    }
+    for (int i = 0; i < numTensors(); ++i) {
+      const plan::Tensor *t = program_.tensors()->Get(i);
+      std::string prefix = where_ + ": tensor " + std::to_string(i) +
+                           (t->name() ? " '" + std::string(str(t->name())) +
+                                            "'"
+                                      : std::string());
+      DType dt = t->dtype();
+      if (dtypeBytes(dt) == 0) {
+        error = prefix + ": unknown dtype " +
+                std::to_string(static_cast<int>(dt));
+        return false;
+      }
+      if (dt != DType::F32 && dt != DType::I32 && dt != DType::I64) {
+        error = prefix + ": dtype " + dtypeName(dt) +
+                " is not supported by the CPU backend yet (f32, i32, i64)";
+        return false;
+      }
+      int64_t n = 1;
+      if (const auto *shape = t->shape()) {
+        for (int64_t d : *shape) {
+          if (d < 1) {
+            error = prefix + ": shape " + shapeString(*t) +
+                    " has a dimension < 1";
+            return false;
+          }
+          if (d > kMaxElements || n > kMaxElements / d) {
+            error = prefix + ": shape " + shapeString(*t) +
+                    " has more than 2^40 elements";
+            return false;
+          }
+          n *= d;
+        }
+      }
+      if (t->storage() != Storage::Arena && t->storage() != Storage::Argument) {
+        error = prefix + ": unknown storage " +
+                std::to_string(static_cast<int>(t->storage()));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // 2. Arguments: roles, dtypes, and that each owns its tensor's storage.
+  bool verifyArguments(std::string &error) {
+    std::set<std::pair<std::string, std::string>> seen;
+    for (int a = 0; a < numArguments(); ++a) {
+      const plan::Argument *arg = program_.arguments()->Get(a);
+      std::string role = str(arg->role()), param = str(arg->param());
+      std::string prefix = where_ + ": argument " + std::to_string(a) +
+                           " (" + role + (param.empty() ? "" : " " + param) +
+                           ")";
+      if (!isArgumentRole(role)) {
+        error = prefix + ": unknown role '" + role +
+                "' (expected param, adam_m, adam_v, step, tokens or targets)";
+        return false;
+      }
+      bool isState = role == "param" || role == "adam_m" || role == "adam_v";
+      if (isState && param.empty()) {
+        error = prefix + ": role " + role + " needs the HF parameter name";
+        return false;
+      }
+      if (!seen.insert({role, param}).second) {
+        error = prefix + ": duplicate argument";
+        return false;
+      }
+      int ti = arg->tensor();
+      if (ti < 0 || ti >= numTensors()) {
+        error = prefix + ": tensor index " + std::to_string(ti) +
+                " out of range [0, " + std::to_string(numTensors()) + ")";
+        return false;
+      }
+      const plan::Tensor &t = tensor(ti);
+      if (t.storage() != Storage::Argument || t.offset() != a) {
+        error = prefix + ": its " + tensorDesc(ti) +
+                " must be stored in argument " + std::to_string(a);
+        return false;
+      }
+      DType want = isState            ? DType::F32
+                   : role == "step"   ? DType::I64
+                                      : DType::I32;
+      if (t.dtype() != want) {
+        error = prefix + ": " + tensorDesc(ti) + " must be " + dtypeName(want);
+        return false;
+      }
+      if (role == "step" && numElements(t) != 1) {
+        error = prefix + ": " + tensorDesc(ti) + " must be a scalar";
+        return false;
+      }
+      argumentBytes_.push_back(numElements(t) * dtypeBytes(t.dtype()));
+    }
+    return true;
+  }
+
+  // 3. Every tensor lies inside its arena or argument buffer.
+  bool verifyStorage(std::string &error) {
+    for (int i = 0; i < numTensors(); ++i) {
+      const plan::Tensor &t = tensor(i);
+      int64_t bytes = numElements(t) * dtypeBytes(t.dtype());
+      int64_t off = t.offset();
+      if (t.storage() == Storage::Arena) {
+        int64_t arena = program_.arena_bytes();
+        if (off < 0 || off > arena || bytes > arena - off) {
+          error = where_ + ": " + tensorDesc(i) + " at arena offset " +
+                  std::to_string(off) + " (" + std::to_string(bytes) +
+                  " bytes) overflows arena_bytes " + std::to_string(arena);
+          return false;
+        }
+        if (off % dtypeBytes(t.dtype()) != 0) {
+          error = where_ + ": " + tensorDesc(i) + " at arena offset " +
+                  std::to_string(off) + " is not aligned to its element size";
+          return false;
+        }
+      } else {
+        if (off < 0 || off >= numArguments()) {
+          error = where_ + ": " + tensorDesc(i) + ": argument index " +
+                  std::to_string(off) + " out of range [0, " +
+                  std::to_string(numArguments()) + ")";
+          return false;
+        }
+        if (bytes > argumentBytes_[off]) {
+          error = where_ + ": " + tensorDesc(i) + " (" +
+                  std::to_string(bytes) + " bytes) is larger than argument " +
+                  std::to_string(off) + " (" +
+                  std::to_string(argumentBytes_[off]) + " bytes)";
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  // 4. Results: roles; scalars are f32; new_* alias their argument.
+  bool verifyResults(std::string &error) {
+    if (!program_.results())
+      return true;
+    for (flatbuffers::uoffset_t r = 0; r < program_.results()->size(); ++r) {
+      const plan::Result *res = program_.results()->Get(r);
+      std::string role = str(res->role()), param = str(res->param());
+      std::string prefix = where_ + ": result " + std::to_string(r) + " (" +
+                           role + (param.empty() ? "" : " " + param) + ")";
+      if (!isResultRole(role)) {
+        error = prefix + ": unknown role '" + role +
+                "' (expected loss, grad_norm, lr, new_param, new_adam_m or "
+                "new_adam_v)";
+        return false;
+      }
+      int ti = res->tensor();
+      if (ti < 0 || ti >= numTensors()) {
+        error = prefix + ": tensor index " + std::to_string(ti) +
+                " out of range [0, " + std::to_string(numTensors()) + ")";
+        return false;
+      }
+      const plan::Tensor &t = tensor(ti);
+      if (role == "loss" || role == "grad_norm" || role == "lr") {
+        if (t.dtype() != DType::F32 || numElements(t) != 1) {
+          error = prefix + ": " + tensorDesc(ti) + " must be an f32 scalar";
+          return false;
+        }
+        continue;
+      }
+      std::string argRole = role.substr(4); // new_param -> param
+      int owner = -1;
+      for (int a = 0; a < numArguments(); ++a) {
+        const plan::Argument *arg = program_.arguments()->Get(a);
+        if (argRole == str(arg->role()) && param == str(arg->param()))
+          owner = a;
+      }
+      if (owner < 0) {
+        error = prefix + ": there is no " + argRole + " argument for '" +
+                param + "'";
+        return false;
+      }
+      if (t.storage() != Storage::Argument || t.offset() != owner) {
+        error = prefix + ": " + tensorDesc(ti) +
+                " must share the storage of argument " + std::to_string(owner);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // 5. One instruction: kernel, arity, indices, attributes, dtypes, shapes.
+  bool verifyInstr(int index, const plan::Instr &instr, std::string &error) {
+    std::string kernel = str(instr.kernel());
+    std::string prefix = where_ + ": instr " + std::to_string(index) + " '" +
+                         kernel + "'" +
+                         (instr.loc() && instr.loc()->size()
+                              ? " (" + std::string(instr.loc()->c_str()) + ")"
+                              : std::string());
+    const KernelSpec *spec = findKernel(kernel.c_str());
+    if (!spec) {
+      error = prefix + ": unknown kernel (expected one of " + kernelNames() +
+              ")";
+      return false;
+    }
+    int nin = instr.inputs() ? instr.inputs()->size() : 0;
+    int nout = instr.outputs() ? instr.outputs()->size() : 0;
+    if (spec->numInputs >= 0 ? nin != spec->numInputs : nin < 1) {
+      error = prefix + ": has " + std::to_string(nin) + " inputs, expected " +
+              (spec->numInputs >= 0 ? std::to_string(spec->numInputs)
+                                    : std::string("at least 1"));
+      return false;
+    }
+    if (nout != spec->numOutputs) {
+      error = prefix + ": has " + std::to_string(nout) +
+              " outputs, expected " + std::to_string(spec->numOutputs);
+      return false;
+    }
+    ins_.clear();
+    outs_.clear();
+    for (int i = 0; i < nin + nout; ++i) {
+      bool isIn = i < nin;
+      int ti = isIn ? instr.inputs()->Get(i) : instr.outputs()->Get(i - nin);
+      if (ti < 0 || ti >= numTensors()) {
+        error = prefix + ": " + (isIn ? "input " : "output ") +
+                std::to_string(isIn ? i : i - nin) + ": tensor index " +
+                std::to_string(ti) + " out of range [0, " +
+                std::to_string(numTensors()) + ")";
+        return false;
+      }
+      (isIn ? ins_ : outs_).push_back(ti);
+    }
+    AttrValues attrs;
+    std::string why;
+    if (!resolveAttrs(*spec, instr, attrs, why) ||
+        !checkAttrs(*spec, attrs, why) || !checkOperands(*spec, why)) {
+      error = prefix + ": " + why;
+      return false;
+    }
+    return true;
+  }
+
+  static bool checkAttrs(const KernelSpec &spec, const AttrValues &attrs,
+                         std::string &why) {
+    for (int a = 0; a < spec.numAttrs; ++a) {
+      const AttrSpec &as = spec.attrs[a];
+      std::string name = as.name;
+      if (as.kind == AttrKind::Real && !std::isfinite(attrs.real[a])) {
+        why = "attribute '" + name + "' must be finite";
+        return false;
+      }
+      double r = attrs.real[a];
+      int64_t i = attrs.integer[a];
+      bool ok = true;
+      const char *expected = "";
+      if (name == "eps" || name == "weight_decay" || name == "lr" ||
+          name == "min_lr" || name == "limit") {
+        ok = r >= 0;
+        expected = ">= 0";
+      } else if (name == "max_norm" || name == "theta") {
+        ok = r > 0;
+        expected = "> 0";
+      } else if (name == "beta1" || name == "beta2") {
+        ok = r >= 0 && r < 1;
+        expected = "in [0, 1)";
+      } else if (name == "normalizer") {
+        ok = i > 0;
+        expected = "> 0";
+      } else if (name == "warmup_steps" || name == "decay_steps" ||
+                 name == "pos_offset") {
+        ok = i >= 0;
+        expected = ">= 0";
+      }
+      if (!ok) {
+        why = "attribute '" + name + "' = " +
+              (as.kind == AttrKind::Real ? std::to_string(r)
+                                         : std::to_string(i)) +
+              ", expected " + expected;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Operand checks. `in(i)` / `out(i)` are tensors; failures name them.
+  const plan::Tensor &in(int i) const { return tensor(ins_[i]); }
+  const plan::Tensor &out(int i) const { return tensor(outs_[i]); }
+  std::string inDesc(int i) const {
+    return "input " + std::to_string(i) + " " + tensorDesc(ins_[i]);
+  }
+  std::string outDesc(int i) const {
+    return "output " + std::to_string(i) + " " + tensorDesc(outs_[i]);
+  }
+  static int rank(const plan::Tensor &t) {
+    return t.shape() ? static_cast<int>(t.shape()->size()) : 0;
+  }
+  /// Dimension `i` (negative: from the end). Precondition: in range.
+  static int64_t dim(const plan::Tensor &t, int i) {
+    int r = rank(t);
+    return t.shape()->Get(i < 0 ? r + i : i);
+  }
+
+  /// The bytes a tensor occupies: (storage key, begin, end); the key is -1
+  /// for the arena, else the argument index.
+  struct Extent {
+    int64_t key, begin, end;
+  };
+  static Extent extent(const plan::Tensor &t) {
+    int64_t bytes = numElements(t) * dtypeBytes(t.dtype());
+    if (t.storage() == Storage::Arena)
+      return {-1, t.offset(), t.offset() + bytes};
+    return {t.offset(), 0, bytes};
+  }
+
+  /// Outputs must not overlap inputs or each other (a memory-planner bug
+  /// would otherwise give silent garbage), except where a kernel works in
+  /// place: add, scale and clip_by_value may write over an input exactly,
+  /// and adamw must write p, m, v over themselves.
+  bool checkAliasing(const KernelSpec &spec, std::string &why) {
+    for (size_t o = 0; o < outs_.size(); ++o) {
+      Extent eo = extent(out(o));
+      auto overlaps = [&](const Extent &e) {
+        return e.key == eo.key && e.begin < eo.end && eo.begin < e.end;
+      };
+      for (size_t i = 0; i < ins_.size(); ++i) {
+        Extent ei = extent(in(i));
+        if (!overlaps(ei))
+          continue;
+        bool exact = ei.begin == eo.begin && ei.end == eo.end;
+        bool inPlace = false;
+        switch (spec.kernel) {
+        case Kernel::Add:
+        case Kernel::Scale:
+        case Kernel::ClipByValue:
+          inPlace = exact && (spec.kernel != Kernel::Scale || i == 0);
+          break;
+        case Kernel::AdamW:
+          inPlace = exact && ((o == 0 && i == 0) || (o == 1 && i == 2) ||
+                              (o == 2 && i == 3));
+          break;
+        default:
+          break;
+        }
+        if (!inPlace) {
+          why = outDesc(o) + " overlaps " + inDesc(i) + "; '" + spec.name +
+                "' cannot work in place";
+          return false;
+        }
+      }
+      for (size_t p = 0; p < o; ++p) {
+        if (overlaps(extent(out(p)))) {
+          why = outDesc(o) + " overlaps " + outDesc(p);
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  bool checkOperands(const KernelSpec &spec, std::string &why) {
+    if (!checkShapes(spec, why))
+      return false;
+    return checkAliasing(spec, why);
+  }
+
+  bool checkShapes(const KernelSpec &spec, std::string &why) {
+    // Every operand's dtype: ids are i32, the step i64, the rest f32.
+    auto dtypeOf = [&](bool isIn, int i) {
+      switch (spec.kernel) {
+      case Kernel::Embedding:
+      case Kernel::EmbeddingGrad:
+        return isIn && i == 1 ? DType::I32 : DType::F32;
+      case Kernel::CrossEntropy:
+        return isIn && i == 1 ? DType::I32 : DType::F32;
+      case Kernel::CrossEntropyGrad:
+        return isIn && i == 2 ? DType::I32 : DType::F32;
+      case Kernel::LrSchedule:
+        return isIn ? DType::I64 : DType::F32;
+      case Kernel::AdamW:
+        return isIn && i == 5 ? DType::I64 : DType::F32;
+      default:
+        return DType::F32;
+      }
+    };
+    for (size_t i = 0; i < ins_.size(); ++i) {
+      DType want = dtypeOf(true, static_cast<int>(i));
+      if (in(i).dtype() != want) {
+        why = inDesc(i) + ": expected dtype " + dtypeName(want);
+        return false;
+      }
+    }
+    for (size_t i = 0; i < outs_.size(); ++i) {
+      DType want = dtypeOf(false, static_cast<int>(i));
+      if (out(i).dtype() != want) {
+        why = outDesc(i) + ": expected dtype " + dtypeName(want);
+        return false;
+      }
+    }
+
+    auto fail = [&](const std::string &what, const std::string &expected) {
+      why = what + ": expected " + expected;
+      return false;
+    };
+    auto minRank = [&](bool isIn, int i, int r) {
+      const plan::Tensor &t = isIn ? in(i) : out(i);
+      if (rank(t) >= r)
+        return true;
+      return fail(isIn ? inDesc(i) : outDesc(i),
+                  "rank >= " + std::to_string(r));
+    };
+    auto exactRank = [&](bool isIn, int i, int r) {
+      const plan::Tensor &t = isIn ? in(i) : out(i);
+      if (rank(t) == r)
+        return true;
+      return fail(isIn ? inDesc(i) : outDesc(i), "rank " + std::to_string(r));
+    };
+    auto numel = [&](bool isIn, int i, int64_t n) {
+      const plan::Tensor &t = isIn ? in(i) : out(i);
+      if (numElements(t) == n)
+        return true;
+      return fail(isIn ? inDesc(i) : outDesc(i),
+                  std::to_string(n) + " elements");
+    };
+    auto lastDim = [&](bool isIn, int i, int64_t d, const char *what) {
+      const plan::Tensor &t = isIn ? in(i) : out(i);
+      if (rank(t) >= 1 && dim(t, -1) == d)
+        return true;
+      return fail(isIn ? inDesc(i) : outDesc(i),
+                  std::string("last dimension ") + what + " = " +
+                      std::to_string(d));
+    };
+    auto sameStorage = [&](int o, int i) {
+      if (out(o).storage() == in(i).storage() &&
+          out(o).offset() == in(i).offset() &&
+          numElements(out(o)) == numElements(in(i)))
+        return true;
+      return fail(outDesc(o), "the storage of " + inDesc(i) +
+                                  " (updated in place)");
+    };
+    const bool I = true, O = false;
+
+    switch (spec.kernel) {
+    case Kernel::Embedding: {
+      if (!exactRank(I, 0, 2))
+        return false;
+      int64_t d = dim(in(0), 1);
+      return lastDim(O, 0, d, "D") &&
+             numel(O, 0, numElements(in(1)) * d);
+    }
+    case Kernel::EmbeddingGrad: {
+      if (!exactRank(O, 0, 2))
+        return false;
+      int64_t d = dim(out(0), 1);
+      return lastDim(I, 0, d, "D") && numel(I, 0, numElements(in(1)) * d);
+    }
+    case Kernel::RmsNorm: {
+      if (!exactRank(I, 1, 1))
+        return false;
+      int64_t d = dim(in(1), 0);
+      return lastDim(I, 0, d, "D") && numel(O, 0, numElements(in(0)));
+    }
+    case Kernel::RmsNormGrad: {
+      if (!exactRank(I, 2, 1))
+        return false;
+      int64_t d = dim(in(2), 0), n = numElements(in(1));
+      return lastDim(I, 1, d, "D") && numel(I, 0, n) && numel(O, 0, n) &&
+             numel(O, 1, d);
+    }
+    case Kernel::Linear: {
+      if (!exactRank(I, 1, 2))
+        return false;
+      int64_t n = dim(in(1), 0), k = dim(in(1), 1);
+      if (!lastDim(I, 0, k, "K") || !lastDim(O, 0, n, "N"))
+        return false;
+      return numel(O, 0, numElements(in(0)) / k * n);
+    }
+    case Kernel::LinearGradInput: {
+      if (!exactRank(I, 1, 2))
+        return false;
+      int64_t n = dim(in(1), 0), k = dim(in(1), 1);
+      if (!lastDim(I, 0, n, "N") || !lastDim(O, 0, k, "K"))
+        return false;
+      return numel(O, 0, numElements(in(0)) / n * k);
+    }
+    case Kernel::LinearGradWeight: {
+      if (!exactRank(O, 0, 2))
+        return false;
+      int64_t n = dim(out(0), 0), k = dim(out(0), 1);
+      if (!lastDim(I, 0, n, "N") || !lastDim(I, 1, k, "K"))
+        return false;
+      return numel(I, 1, numElements(in(0)) / n * k);
+    }
+    case Kernel::Rope:
+    case Kernel::RopeGrad: {
+      if (!exactRank(I, 0, 4))
+        return false;
+      if (dim(in(0), 3) % 2 != 0)
+        return fail(inDesc(0), "an even head dimension");
+      return numel(O, 0, numElements(in(0)));
+    }
+    case Kernel::Attention:
+    case Kernel::AttentionGrad: {
+      // attention: q, k, v -> out, lse; attention_grad: dout, q, k, v, out,
+      // lse -> dq, dk, dv.
+      int q = spec.kernel == Kernel::Attention ? 0 : 1;
+      if (!exactRank(I, q, 4) || !exactRank(I, q + 1, 4) ||
+          !exactRank(I, q + 2, 4))
+        return false;
+      int64_t b = dim(in(q), 0), s = dim(in(q), 1), h = dim(in(q), 2),
+              dh = dim(in(q), 3);
+      const plan::Tensor &k = in(q + 1);
+      if (dim(k, 0) != b || dim(k, 1) != s || dim(k, 3) != dh)
+        return fail(inDesc(q + 1), "[B, S, KV, Dh] matching q " +
+                                       shapeString(in(q)));
+      int64_t kv = dim(k, 2);
+      if (h % kv != 0)
+        return fail(inDesc(q + 1), "kv heads dividing the " +
+                                       std::to_string(h) + " query heads");
+      if (!numel(I, q + 2, numElements(k)))
+        return false;
+      int64_t nq = numElements(in(q)), nk = numElements(k);
+      if (spec.kernel == Kernel::Attention)
+        return numel(O, 0, nq) && numel(O, 1, b * h * s);
+      return numel(I, 0, nq) && numel(I, 4, nq) && numel(I, 5, b * h * s) &&
+             numel(O, 0, nq) && numel(O, 1, nk) && numel(O, 2, nk);
+    }
+    case Kernel::Swiglu:
+    case Kernel::Add: {
+      int64_t n = numElements(in(0));
+      return numel(I, 1, n) && numel(O, 0, n);
+    }
+    case Kernel::SwigluGrad: {
+      int64_t n = numElements(in(0));
+      return numel(I, 1, n) && numel(I, 2, n) && numel(O, 0, n) &&
+             numel(O, 1, n);
+    }
+    case Kernel::CrossEntropy:
+    case Kernel::CrossEntropyGrad: {
+      int l = spec.kernel == Kernel::CrossEntropy ? 0 : 1;
+      if (!minRank(I, l, 1))
+        return false;
+      int64_t v = dim(in(l), -1), rows = numElements(in(l)) / v;
+      if (!numel(I, l + 1, rows))
+        return false;
+      if (spec.kernel == Kernel::CrossEntropy)
+        return numel(O, 0, 1);
+      return numel(I, 0, 1) && numel(O, 0, numElements(in(l)));
+    }
+    case Kernel::Constant:
+      return true;
+    case Kernel::GlobalNorm:
+      return numel(O, 0, 1);
+    case Kernel::ClipCoef:
+      return numel(I, 0, 1) && numel(O, 0, 1);
+    case Kernel::Scale:
+      return numel(I, 1, 1) && numel(O, 0, numElements(in(0)));
+    case Kernel::ClipByValue:
+      return numel(O, 0, numElements(in(0)));
+    case Kernel::LrSchedule:
+      return numel(I, 0, 1) && numel(O, 0, 1);
+    case Kernel::AdamW: {
+      int64_t n = numElements(in(0));
+      return numel(I, 1, n) && numel(I, 2, n) && numel(I, 3, n) &&
+             numel(I, 4, 1) && numel(I, 5, 1) && sameStorage(0, 0) &&
+             sameStorage(1, 2) && sameStorage(2, 3);
+    }
+    }
+    return true;
+  }
+
+  const plan::Program &program_;
+  std::string where_;
+  std::vector<int64_t> argumentBytes_;
+  std::vector<int> ins_, outs_;
+};
+
+} // namespace
+
+bool verifyProgram(const plan::Program &program, const std::string &where,
+                   std::string &error) {
+  return ProgramVerifier(program, where).verify(error);
+}
+
+} // namespace exec
+} // namespace llamac

@@ -1,0 +1,251 @@
+//===- InitTest.cpp - Default init and --init weights ----------------------===//
+#include "exec/Init.h"
+#include "io/Safetensors.h"
+#include "exec/tests/PlanTestUtil.h"
+
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <memory>
+
+using namespace llamac;
+using namespace llamac::exec;
+using namespace llamac::exec::test;
+
+namespace {
+
+LlamaConfig tinyConfig(bool tied = false) {
+  LlamaConfig c;
+  std::string error;
+  EXPECT_TRUE(LlamaConfig::fromJson(tinyModelJson(tied), "tiny", c, error))
+      << error;
+  return c;
+}
+
+/// A plan with every parameter of the tiny model, its moments and a step.
+struct ParamsPlan {
+  LoadedPlan plan;
+  Executor exec;
+};
+
+std::unique_ptr<ParamsPlan> paramsPlan(bool tied = false) {
+  ProgramDef p;
+  addAllParams(p, tinyConfig(tied), /*withMoments=*/true);
+  p.arg("step", "", {}, DType::I64);
+  PlanDef def = singleProgram(p);
+  def.modelJson = tinyModelJson(tied);
+  auto r = std::make_unique<ParamsPlan>();
+  std::string error;
+  if (!loadDef(def, r->plan, error) ||
+      !r->exec.init(r->plan.program(0), error)) {
+    ADD_FAILURE() << error;
+    return nullptr;
+  }
+  return r;
+}
+
+std::vector<float> normalValues(uint64_t seed, const std::string &name,
+                                int64_t n, double stddev = 1.0) {
+  std::vector<float> v(n);
+  fillNormal(seed, name, stddev, 0, n, v.data());
+  return v;
+}
+
+} // namespace
+
+TEST(Init, NormalIsDeterministicAndKeyedBySeedAndName) {
+  auto a = normalValues(1234, "model.layers.0.mlp.up_proj.weight", 1001);
+  EXPECT_EQ(a, normalValues(1234, "model.layers.0.mlp.up_proj.weight", 1001));
+  EXPECT_NE(a, normalValues(1235, "model.layers.0.mlp.up_proj.weight", 1001));
+  EXPECT_NE(a, normalValues(1234, "model.layers.0.mlp.gate_proj.weight", 1001));
+  // FNV-1a 64 of "a" (published test vector).
+  EXPECT_EQ(hashName("a"), 0xaf63dc4c8601ec8cull);
+}
+
+TEST(Init, NormalDoesNotDependOnThreadsOrSlicing) {
+  const int64_t n = 300001; // Large enough for the parallel path; odd.
+  int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  auto one = normalValues(7, "w", n);
+  omp_set_num_threads(3);
+  auto three = normalValues(7, "w", n);
+  omp_set_num_threads(saved);
+  EXPECT_EQ(one, three);
+  // A shard drawing elements [begin, begin + count) gets the same values.
+  for (int64_t begin : {int64_t(0), int64_t(1), int64_t(5), int64_t(299990)}) {
+    std::vector<float> part(11);
+    fillNormal(7, "w", 1.0, begin, 11, part.data());
+    for (int i = 0; i < 11; ++i)
+      EXPECT_EQ(part[i], one[begin + i]) << begin << "+" << i;
+  }
+}
+
+TEST(Init, NormalHasTheRequestedMoments) {
+  const int64_t n = 200000;
+  const double stddev = 0.02;
+  auto v = normalValues(42, "model.embed_tokens.weight", n, stddev);
+  double sum = 0, sq = 0, within1 = 0;
+  for (float x : v) {
+    sum += x;
+    sq += double(x) * x;
+    within1 += std::fabs(x) < stddev;
+  }
+  double mean = sum / n, sd = std::sqrt(sq / n - mean * mean);
+  // Standard error of the mean: 0.02 / sqrt(2e5) = 4.5e-5.
+  EXPECT_LT(std::fabs(mean), 2.5e-4);
+  EXPECT_NEAR(sd, stddev, 0.01 * stddev);
+  // P(|z| < 1) = 0.6827 for a normal.
+  EXPECT_NEAR(within1 / n, 0.6827, 0.005);
+}
+
+TEST(Init, InitializeParametersFillsMatricesNormsAndZeroState) {
+  auto r = paramsPlan();
+  ASSERT_TRUE(r);
+  Executor &e = r->exec;
+  LlamaConfig config = tinyConfig();
+  std::string error;
+  ASSERT_TRUE(checkPlanParameters(e, config, error)) << error;
+  // Dirty the optimizer state: init must reset it.
+  static_cast<float *>(e.argument("adam_m", "model.norm.weight"))[0] = 5.0f;
+  *static_cast<int64_t *>(e.argument("step")) = 9;
+  initializeParameters(e, config, 99);
+  for (const ParamSpec &spec : parameterSpecs(config)) {
+    const float *p = static_cast<const float *>(e.argument("param", spec.name));
+    ASSERT_TRUE(p) << spec.name;
+    if (spec.shape.size() == 1) {
+      for (int64_t i = 0; i < spec.numel(); ++i)
+        EXPECT_EQ(p[i], 1.0f) << spec.name;
+    } else {
+      EXPECT_EQ(std::vector<float>(p, p + spec.numel()),
+                normalValues(99, spec.name, spec.numel(), 0.02))
+          << spec.name;
+    }
+  }
+  EXPECT_EQ(static_cast<float *>(e.argument("adam_m", "model.norm.weight"))[0],
+            0.0f);
+  EXPECT_EQ(*static_cast<int64_t *>(e.argument("step")), 0);
+}
+
+TEST(Init, CheckPlanParametersNamesTheMismatch) {
+  auto r = paramsPlan();
+  ASSERT_TRUE(r);
+  std::string error;
+  LlamaConfig other = tinyConfig();
+  other.intermediateSize = 24;
+  EXPECT_FALSE(checkPlanParameters(r->exec, other, error));
+  EXPECT_NE(error.find("plan parameter 'model.layers.0.mlp.gate_proj.weight' "
+                       "has shape [16, 8], model tiny expects [24, 8]"),
+            std::string::npos)
+      << error;
+  LlamaConfig tied = tinyConfig(true);
+  EXPECT_FALSE(checkPlanParameters(r->exec, tied, error));
+  EXPECT_NE(error.find("plan parameter 'lm_head.weight' is not a parameter"),
+            std::string::npos)
+      << error;
+  LlamaConfig deeper = tinyConfig();
+  deeper.numHiddenLayers = 2;
+  EXPECT_FALSE(checkPlanParameters(r->exec, deeper, error));
+  EXPECT_NE(error.find("plan has no parameter 'model.layers.1."),
+            std::string::npos)
+      << error;
+}
+
+namespace {
+
+/// Writes every parameter of `config` (value i * 0.001 + k for tensor k) to
+/// a safetensors file, plus `extra` tensors; `skip` is left out and `reshape`
+/// gets a wrong shape.
+std::string writeWeights(const TempDir &dir, const LlamaConfig &config,
+                         const std::vector<std::string> &extra = {},
+                         const std::string &skip = "",
+                         const std::string &reshape = "") {
+  std::vector<io::TensorRef> refs;
+  std::vector<std::vector<float>> storage;
+  std::vector<ParamSpec> specs = parameterSpecs(config);
+  for (const std::string &name : extra)
+    specs.push_back({name, {2}});
+  storage.reserve(specs.size());
+  for (size_t k = 0; k < specs.size(); ++k) {
+    if (specs[k].name == skip)
+      continue;
+    std::vector<float> v(specs[k].numel());
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = float(i) * 0.001f + float(k);
+    storage.push_back(std::move(v));
+    std::vector<int64_t> shape = specs[k].shape;
+    if (specs[k].name == reshape)
+      std::swap(shape.front(), shape.back());
+    refs.push_back({specs[k].name, io::DType::F32, shape,
+                    storage.back().data()});
+  }
+  std::string path = dir.file("weights.safetensors");
+  std::string error;
+  EXPECT_TRUE(io::writeSafetensors(path, refs, error)) << error;
+  return path;
+}
+
+} // namespace
+
+TEST(Init, LoadInitWeightsCopiesEveryParameter) {
+  auto r = paramsPlan();
+  ASSERT_TRUE(r);
+  TempDir dir;
+  LlamaConfig config = tinyConfig();
+  std::string path = writeWeights(
+      dir, config, {"model.layers.0.self_attn.rotary_emb.inv_freq"});
+  *static_cast<int64_t *>(r->exec.argument("step")) = 3;
+  std::string error;
+  ASSERT_TRUE(loadInitWeights(r->exec, config, path, error)) << error;
+  std::vector<ParamSpec> specs = parameterSpecs(config);
+  for (size_t k = 0; k < specs.size(); ++k) {
+    const float *p =
+        static_cast<const float *>(r->exec.argument("param", specs[k].name));
+    EXPECT_EQ(p[0], float(k)) << specs[k].name;
+    EXPECT_EQ(p[specs[k].numel() - 1],
+              float(specs[k].numel() - 1) * 0.001f + float(k))
+        << specs[k].name;
+  }
+  EXPECT_EQ(*static_cast<int64_t *>(r->exec.argument("step")), 0);
+}
+
+TEST(Init, LoadInitWeightsErrors) {
+  auto r = paramsPlan();
+  ASSERT_TRUE(r);
+  TempDir dir;
+  LlamaConfig config = tinyConfig();
+  std::string error;
+  std::string path = writeWeights(dir, config, {}, "model.norm.weight");
+  EXPECT_FALSE(loadInitWeights(r->exec, config, path, error));
+  EXPECT_NE(error.find("weights.safetensors: missing tensor "
+                       "'model.norm.weight' (expected shape [8])"),
+            std::string::npos)
+      << error;
+  path = writeWeights(dir, config, {}, "", "lm_head.weight");
+  EXPECT_FALSE(loadInitWeights(r->exec, config, path, error));
+  EXPECT_NE(error.find("tensor 'lm_head.weight' has shape [8, 16], expected "
+                       "[16, 8]"),
+            std::string::npos)
+      << error;
+  path = writeWeights(dir, config, {"model.layers.0.self_attn.q_proj.bias"});
+  EXPECT_FALSE(loadInitWeights(r->exec, config, path, error));
+  EXPECT_NE(error.find("unexpected tensor "
+                       "'model.layers.0.self_attn.q_proj.bias'"),
+            std::string::npos)
+      << error;
+  EXPECT_FALSE(loadInitWeights(r->exec, config, dir.file("none"), error));
+  EXPECT_NE(error.find("none"), std::string::npos) << error;
+}
+
+TEST(Init, TiedEmbeddingsIgnoreLmHead) {
+  auto r = paramsPlan(/*tied=*/true);
+  ASSERT_TRUE(r);
+  TempDir dir;
+  LlamaConfig tied = tinyConfig(true);
+  std::string error;
+  // Without lm_head.weight (the tied form) and with it (HF writes both).
+  std::string path = writeWeights(dir, tied);
+  EXPECT_TRUE(loadInitWeights(r->exec, tied, path, error)) << error;
+  path = writeWeights(dir, tinyConfig(false)); // includes lm_head.weight
+  EXPECT_TRUE(loadInitWeights(r->exec, tied, path, error)) << error;
+}

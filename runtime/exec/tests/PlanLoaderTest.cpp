@@ -1,0 +1,412 @@
+//===- PlanLoaderTest.cpp - Every loader diagnostic ------------------------===//
+//
+// A valid plan, then one test per way of breaking it; each checks that
+// loading fails with the message that names the problem.
+//
+//===----------------------------------------------------------------------===//
+#include "exec/Executor.h"
+#include "exec/PlanLoader.h"
+#include "exec/tests/PlanTestUtil.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace llamac;
+using namespace llamac::exec;
+using namespace llamac::exec::test;
+
+namespace {
+
+/// linear + cross_entropy + lr_schedule + adamw over a few arguments.
+ProgramDef validProgram() {
+  ProgramDef p;
+  int x = p.arg("param", "x", {2, 3, 4});
+  int w = p.arg("param", "w", {5, 4});
+  int m = p.arg("adam_m", "w", {5, 4});
+  int v = p.arg("adam_v", "w", {5, 4});
+  int targets = p.arg("targets", "", {2, 3}, DType::I32);
+  int step = p.arg("step", "", {}, DType::I64);
+  int logits = p.arena("logits", {2, 3, 5});
+  int loss = p.arena("loss", {});
+  int lr = p.arena("lr", {});
+  p.instr("linear", {x, w}, {logits});
+  p.instr("cross_entropy", {logits, targets}, {loss}, {I("normalizer", 6)});
+  p.instr("lr_schedule", {step}, {lr},
+          {R("lr", 1e-3), R("min_lr", 0.0), I("warmup_steps", 0),
+           I("decay_steps", 0)});
+  int dw = p.arena("dw", {5, 4});
+  p.instr("adamw", {w, dw, m, v, lr, step}, {w, m, v},
+          {R("beta1", 0.9), R("beta2", 0.95), R("eps", 1e-8),
+           R("weight_decay", 0.0)});
+  p.result("loss", loss);
+  p.result("lr", lr);
+  p.result("new_param", w, "w");
+  return p;
+}
+
+PlanDef validPlan() { return singleProgram(validProgram()); }
+
+/// Loads `def` and returns the error ("" when it loads).
+std::string loadError(const PlanDef &def) {
+  LoadedPlan plan;
+  std::string error;
+  if (loadDef(def, plan, error))
+    return "";
+  EXPECT_FALSE(error.empty());
+  EXPECT_EQ(error.find('\n'), std::string::npos) << "one line: " << error;
+  return error;
+}
+
+std::string bytesError(std::vector<uint8_t> bytes) {
+  LoadedPlan plan;
+  std::string error;
+  if (loadPlanFromBuffer(std::move(bytes), "test.llx", plan, error))
+    return "";
+  return error;
+}
+
+#define EXPECT_ERROR(expr, substring)                                          \
+  do {                                                                         \
+    std::string err_ = (expr);                                                 \
+    EXPECT_NE(err_.find(substring), std::string::npos)                         \
+        << "error: '" << err_ << "' lacks '" << (substring) << "'";            \
+  } while (0)
+
+} // namespace
+
+TEST(PlanLoader, ValidPlanLoadsWithConfigs) {
+  LoadedPlan plan;
+  std::string error;
+  ASSERT_TRUE(loadDef(validPlan(), plan, error)) << error;
+  EXPECT_EQ(plan.worldSize(), 1);
+  EXPECT_EQ(plan.plan->format_version(), plan::kPlanFormatVersion);
+  EXPECT_EQ(plan.model.hiddenSize, 8);
+  EXPECT_EQ(plan.model.numKeyValueHeads, 1);
+  EXPECT_EQ(plan.model.vocabSize, 16);
+  EXPECT_EQ(plan.train.seqLen, 8);
+  EXPECT_EQ(plan.train.microBatchSize, 2);
+  EXPECT_EQ(plan.train.warmupSteps, 2);
+  EXPECT_DOUBLE_EQ(plan.train.lr, 0.01);
+  EXPECT_DOUBLE_EQ(plan.train.clipGradNorm, 1.0);
+  EXPECT_DOUBLE_EQ(plan.train.clipGradValue, 0.0); // null: off
+  EXPECT_EQ(plan.program(0).instrs()->size(), 4u);
+  EXPECT_EQ(plan.model.name, "custom");
+  // The plan survives a move (it points into the owned bytes).
+  LoadedPlan moved = std::move(plan);
+  EXPECT_EQ(moved.program(0).instrs()->size(), 4u);
+}
+
+TEST(PlanLoader, ModelNamedAfterTheMatchingPreset) {
+  LlamaConfig mini;
+  ASSERT_TRUE(LlamaConfig::fromPreset("mini", mini));
+  PlanDef def = validPlan();
+  def.modelJson = mini.toJson();
+  LoadedPlan plan;
+  std::string error;
+  ASSERT_TRUE(loadDef(def, plan, error)) << error;
+  EXPECT_EQ(plan.model.name, "mini");
+  EXPECT_TRUE(plan.model.tieWordEmbeddings);
+}
+
+TEST(PlanLoader, FileErrors) {
+  TempDir dir;
+  LoadedPlan plan;
+  std::string error;
+  EXPECT_FALSE(loadPlan(dir.file("missing.llx"), plan, error));
+  EXPECT_NE(error.find("missing.llx: cannot open plan file"),
+            std::string::npos)
+      << error;
+  EXPECT_FALSE(loadPlan(dir.path, plan, error));
+  EXPECT_NE(error.find("is a directory"), std::string::npos) << error;
+  writeBytes(dir.file("small.llx"), {1, 2, 3});
+  EXPECT_FALSE(loadPlan(dir.file("small.llx"), plan, error));
+  EXPECT_NE(error.find("too small (3 bytes)"), std::string::npos) << error;
+  writeBytes(dir.file("good.llx"), buildPlan(validPlan()));
+  EXPECT_TRUE(loadPlan(dir.file("good.llx"), plan, error)) << error;
+  EXPECT_EQ(plan.path, dir.file("good.llx"));
+}
+
+TEST(PlanLoader, WrongIdentifierIsNotAPlan) {
+  std::vector<uint8_t> bytes = buildPlan(validPlan());
+  bytes[4] = 'X';
+  EXPECT_ERROR(bytesError(bytes), "not a llamac plan (file identifier 'XLPX'");
+  std::vector<uint8_t> text(64, 'a');
+  EXPECT_ERROR(bytesError(text), "not a llamac plan");
+}
+
+TEST(PlanLoader, TruncatedPlanIsRejected) {
+  std::vector<uint8_t> bytes = buildPlan(validPlan());
+  for (size_t keep : {bytes.size() / 2, bytes.size() - 1, size_t(20)}) {
+    std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + keep);
+    EXPECT_ERROR(bytesError(cut), "corrupted plan");
+  }
+}
+
+TEST(PlanLoader, CorruptedOffsetsAreCaughtByTheVerifier) {
+  std::vector<uint8_t> bytes = buildPlan(validPlan());
+  std::vector<uint8_t> bad = bytes;
+  bad[0] = 0xff; // Root table offset far past the end.
+  bad[1] = 0xff;
+  EXPECT_ERROR(bytesError(bad), "corrupted plan");
+}
+
+TEST(PlanLoader, EveryFlippedByteFailsCleanlyOrStillVerifies) {
+  // No byte flip may crash the loader or make it accept a plan that breaks
+  // the invariants the executor relies on; a flip in a number that stays
+  // valid (a name, an attribute value) may load.
+  std::vector<uint8_t> bytes = buildPlan(validPlan());
+  int rejected = 0;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::vector<uint8_t> bad = bytes;
+    bad[i] ^= 0xA5;
+    LoadedPlan plan;
+    std::string error;
+    if (!loadPlanFromBuffer(std::move(bad), "flip.llx", plan, error)) {
+      ++rejected;
+      continue;
+    }
+    // What loads must run (values may be garbage, memory access may not).
+    Executor exec;
+    if (!exec.init(plan.program(0), error)) {
+      EXPECT_NE(error.find("cannot allocate"), std::string::npos) << error;
+      continue;
+    }
+    if (exec.arenaBytes() + exec.argumentBytesTotal() < (int64_t(1) << 24))
+      exec.run();
+  }
+  EXPECT_GT(rejected, static_cast<int>(bytes.size() / 4));
+}
+
+TEST(PlanLoader, WrongFormatVersion) {
+  PlanDef def = validPlan();
+  def.version = plan::kPlanFormatVersion + 6;
+  EXPECT_ERROR(loadError(def),
+               "plan format version " +
+                   std::to_string(plan::kPlanFormatVersion + 6) +
+                   ", this runtime reads " +
+                   std::to_string(plan::kPlanFormatVersion) + "; recompile");
+}
+
+TEST(PlanLoader, BadConfigs) {
+  PlanDef def = validPlan();
+  def.modelJson = R"({"hidden_size": 8})";
+  EXPECT_ERROR(loadError(def), "missing required field 'intermediate_size'");
+  def = validPlan();
+  def.modelJson = "{not json";
+  EXPECT_ERROR(loadError(def), "model_config_json: malformed JSON");
+  def = validPlan();
+  def.trainJson = R"({"seq_len": 8, "micro_batch_size": 0,
+                      "global_batch_size": 2})";
+  EXPECT_ERROR(loadError(def), "'micro_batch_size' must be positive, got 0");
+  def = validPlan();
+  def.trainJson = R"({"seq_len": "8"})";
+  EXPECT_ERROR(loadError(def), "'seq_len' must be an integer");
+}
+
+TEST(PlanLoader, ProgramCountMustMatchLayout) {
+  PlanDef def = validPlan();
+  def.programs.clear();
+  EXPECT_ERROR(loadError(def), "plan has no programs");
+  def = validPlan();
+  def.dp = 2;
+  EXPECT_ERROR(loadError(def), "plan has 1 programs, expected dp*tp*pp = 2");
+  def = validPlan();
+  def.tp = 0;
+  EXPECT_ERROR(loadError(def), "expected positive sizes");
+  def = validPlan();
+  def.programs[0].rank = 3;
+  EXPECT_ERROR(loadError(def), "program 0: has rank 3, expected 0");
+}
+
+TEST(PlanLoader, TensorIndexOutOfRange) {
+  PlanDef def = validPlan();
+  def.programs[0].instrs[0].inputs[1] = 99;
+  EXPECT_ERROR(loadError(def),
+               "instr 0 'linear' (test): input 1: tensor index 99 out of "
+               "range [0, 10)");
+  def = validPlan();
+  def.programs[0].instrs[1].outputs[0] = -1;
+  EXPECT_ERROR(loadError(def), "output 0: tensor index -1 out of range");
+  def = validPlan();
+  def.programs[0].args[0].tensor = 42;
+  EXPECT_ERROR(loadError(def), "argument 0 (param x): tensor index 42");
+  def = validPlan();
+  def.programs[0].results[0].tensor = 42;
+  EXPECT_ERROR(loadError(def), "result 0 (loss): tensor index 42");
+}
+
+TEST(PlanLoader, ArenaOverflow) {
+  PlanDef def = validPlan();
+  def.programs[0].arenaBytes -= 1;
+  EXPECT_ERROR(loadError(def), "overflows arena_bytes");
+  def = validPlan();
+  def.programs[0].tensors[6].offset = -64; // logits
+  EXPECT_ERROR(loadError(def), "tensor 6 'logits' (f32 [2, 3, 5]) at arena "
+                               "offset -64");
+  def = validPlan();
+  def.programs[0].tensors[6].offset = 2; // not a multiple of 4
+  EXPECT_ERROR(loadError(def), "is not aligned to its element size");
+}
+
+TEST(PlanLoader, ArgumentStorage) {
+  PlanDef def = validPlan();
+  def.programs[0].tensors[0].offset = 17; // x's argument index
+  EXPECT_ERROR(loadError(def), "must be stored in argument 0");
+  def = validPlan();
+  def.programs[0].view(0, {2, 3, 5}); // 30 floats over x's 24
+  EXPECT_ERROR(loadError(def), "is larger than argument 0");
+  def = validPlan();
+  def.programs[0].args[0].role = "weights";
+  EXPECT_ERROR(loadError(def), "argument 0 (weights x): unknown role 'weights'");
+  def = validPlan();
+  def.programs[0].args[0].param = "";
+  EXPECT_ERROR(loadError(def), "role param needs the HF parameter name");
+  def = validPlan();
+  def.programs[0].arg("param", "x", {1});
+  EXPECT_ERROR(loadError(def), "duplicate argument");
+  def = validPlan();
+  def.programs[0].tensors[5].dtype = DType::I32; // step
+  EXPECT_ERROR(loadError(def), "argument 5 (step): tensor 5");
+}
+
+TEST(PlanLoader, Results) {
+  PlanDef def = validPlan();
+  def.programs[0].results[0].role = "perplexity";
+  EXPECT_ERROR(loadError(def), "unknown role 'perplexity'");
+  def = validPlan();
+  def.programs[0].results[0].tensor = 6; // logits, not a scalar
+  EXPECT_ERROR(loadError(def), "result 0 (loss): tensor 6 'logits' (f32 "
+                               "[2, 3, 5]) must be an f32 scalar");
+  def = validPlan();
+  def.programs[0].results[2].param = "x";
+  EXPECT_ERROR(loadError(def), "result 2 (new_param x): tensor 1 'param w' "
+                               "(f32 [5, 4]) must share the storage of "
+                               "argument 0");
+  def = validPlan();
+  def.programs[0].results[2].param = "nothing";
+  EXPECT_ERROR(loadError(def), "there is no param argument for 'nothing'");
+}
+
+TEST(PlanLoader, UnknownKernel) {
+  PlanDef def = validPlan();
+  def.programs[0].instrs[0].kernel = "matmul";
+  EXPECT_ERROR(loadError(def),
+               "instr 0 'matmul' (test): unknown kernel (expected one of "
+               "embedding, ");
+}
+
+TEST(PlanLoader, WrongArity) {
+  PlanDef def = validPlan();
+  def.programs[0].instrs[0].inputs.push_back(0);
+  EXPECT_ERROR(loadError(def), "instr 0 'linear' (test): has 3 inputs, "
+                               "expected 2");
+  def = validPlan();
+  def.programs[0].instrs[3].outputs.pop_back();
+  EXPECT_ERROR(loadError(def), "'adamw' (test): has 2 outputs, expected 3");
+  def = validPlan();
+  def.programs[0].instr("global_norm", {}, {7});
+  EXPECT_ERROR(loadError(def), "has 0 inputs, expected at least 1");
+}
+
+TEST(PlanLoader, Attributes) {
+  PlanDef def = validPlan();
+  def.programs[0].instrs[1].attrs.clear();
+  EXPECT_ERROR(loadError(def), "'cross_entropy' (test): missing attribute "
+                               "'normalizer'");
+  def = validPlan();
+  def.programs[0].instrs[1].attrs.push_back(R("label_smoothing", 0.1));
+  EXPECT_ERROR(loadError(def),
+               "unknown attribute 'label_smoothing' (expected normalizer)");
+  def = validPlan();
+  def.programs[0].instrs[1].attrs[0].ival = 0;
+  EXPECT_ERROR(loadError(def), "attribute 'normalizer' = 0, expected > 0");
+  def = validPlan();
+  def.programs[0].instrs[3].attrs[1].fval = 1.5;
+  EXPECT_ERROR(loadError(def), "'beta2' = 1.500000, expected in [0, 1)");
+  def = validPlan();
+  def.programs[0].instrs[3].attrs[2].fval = std::nan("");
+  EXPECT_ERROR(loadError(def), "attribute 'eps' must be finite");
+}
+
+TEST(PlanLoader, CpuBackendDtypes) {
+  PlanDef def = validPlan();
+  def.programs[0].tensors[6].dtype = DType::BF16;
+  EXPECT_ERROR(loadError(def), "tensor 6 'logits': dtype bf16 is not "
+                               "supported by the CPU backend yet");
+  def = validPlan();
+  def.programs[0].tensors[6].dtype = static_cast<DType>(42);
+  EXPECT_ERROR(loadError(def), "unknown dtype 42");
+  def = validPlan();
+  def.programs[0].tensors[4].dtype = DType::I64; // targets
+  EXPECT_ERROR(loadError(def), "must be i32");
+}
+
+TEST(PlanLoader, ShapeChecks) {
+  PlanDef def = validPlan();
+  def.programs[0].tensors[1].shape = {5, 3}; // w: K 3 != x's 4
+  def.programs[0].tensors[2].shape = {5, 3};
+  def.programs[0].tensors[3].shape = {5, 3};
+  EXPECT_ERROR(loadError(def), "instr 0 'linear' (test): input 0 tensor 0 "
+                               "'param x' (f32 [2, 3, 4]): expected last "
+                               "dimension K = 3");
+  def = validPlan();
+  def.programs[0].tensors[6].shape = {2, 3, 4}; // logits N 4 != 5
+  EXPECT_ERROR(loadError(def), "expected last dimension N = 5");
+  def = validPlan();
+  def.programs[0].tensors[4].shape = {3, 3}; // 9 targets for 6 rows
+  EXPECT_ERROR(loadError(def), "'cross_entropy' (test): input 1 tensor 4 "
+                               "'targets ' (i32 [3, 3]): expected 6 elements");
+  def = validPlan();
+  def.programs[0].tensors[6].shape = {2, 0, 5};
+  EXPECT_ERROR(loadError(def), "has a dimension < 1");
+  def = validPlan();
+  def.programs[0].tensors[6].shape = {1 << 30, 1 << 30, 1 << 30};
+  EXPECT_ERROR(loadError(def), "more than 2^40 elements");
+  def = validPlan();
+  def.programs[0].instrs[3].outputs[1] = 3; // m' must alias m, not v
+  EXPECT_ERROR(loadError(def), "expected the storage of input 2");
+}
+
+TEST(PlanLoader, OutputsMustNotOverlapInputs) {
+  PlanDef def = validPlan();
+  def.programs[0].instr("swiglu", {6, 6}, {6}); // over its own input
+  EXPECT_ERROR(loadError(def), "instr 4 'swiglu' (test): output 0 tensor 6 "
+                               "'logits' (f32 [2, 3, 5]) overlaps input 0 "
+                               "tensor 6 'logits' (f32 [2, 3, 5]); 'swiglu' "
+                               "cannot work in place");
+  def = validPlan();
+  ProgramDef &q = def.programs[0];
+  int a = q.arena("a", {6});
+  int b = q.view(a, {6});
+  q.tensors[b].offset += 4; // b = a shifted by one element: a partial overlap
+  q.arenaBytes += 64;
+  q.instr("add", {a, a}, {a}); // exact in place: fine
+  EXPECT_EQ(loadError(def), "");
+  q.instr("add", {a, a}, {b});
+  EXPECT_ERROR(loadError(def), "'add' cannot work in place");
+  def = validPlan();
+  def.programs[0].instrs[3].inputs[1] = 1; // adamw with g = p
+  EXPECT_ERROR(loadError(def), "'adamw' (test): output 0 tensor 1 'param w' "
+                               "(f32 [5, 4]) overlaps input 1");
+}
+
+TEST(PlanLoader, TrainConfigDefaultsAndRoundTrip) {
+  TrainConfig c;
+  std::string error;
+  ASSERT_TRUE(TrainConfig::fromJson(
+      R"({"seq_len": 16, "micro_batch_size": 1, "global_batch_size": 4})",
+      "t", c, error))
+      << error;
+  EXPECT_EQ(c.microbatches, 1);
+  EXPECT_DOUBLE_EQ(c.beta2, 0.95);
+  EXPECT_DOUBLE_EQ(c.eps, 1e-8);
+  TrainConfig back;
+  ASSERT_TRUE(TrainConfig::fromJson(c.toJson(), "t", back, error)) << error;
+  EXPECT_EQ(back.globalBatchSize, 4);
+  EXPECT_FALSE(TrainConfig::fromJson(R"({"seq_len": 1, "micro_batch_size": 1,
+      "global_batch_size": 1, "warmup_steps": -1})",
+                                     "t", c, error));
+  EXPECT_NE(error.find("warmup_steps and decay_steps must be >= 0"),
+            std::string::npos);
+}

@@ -1,0 +1,358 @@
+//===- TrainerTest.cpp - The training loop end to end ----------------------===//
+//
+// A real training step for the tiny model's embedding, final norm and LM
+// head (a bigram model: the decoder layers' parameters are in the plan but
+// unused), with clipping, the LR schedule and AdamW, written as a plan file
+// and run by runTraining() on a token file.
+//
+//===----------------------------------------------------------------------===//
+#include "exec/Trainer.h"
+#include "io/Safetensors.h"
+#include "io/TokenFile.h"
+#include "exec/tests/PlanTestUtil.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+using namespace llamac;
+using namespace llamac::exec;
+using namespace llamac::exec::test;
+
+namespace {
+
+constexpr int64_t kB = 2, kT = 8, kD = 8, kV = 16;
+constexpr double kLr = 0.01, kMinLr = 0.001;
+constexpr int64_t kWarmup = 2, kDecay = 20;
+
+LlamaConfig tinyConfig() {
+  LlamaConfig c;
+  std::string error;
+  EXPECT_TRUE(LlamaConfig::fromJson(tinyModelJson(), "tiny", c, error));
+  return c;
+}
+
+/// Index of the tensor of argument (role, param).
+int argTensor(const ProgramDef &p, const std::string &role,
+              const std::string &param) {
+  for (const ArgDef &a : p.args)
+    if (a.role == role && a.param == param)
+      return a.tensor;
+  ADD_FAILURE() << "no argument " << role << " " << param;
+  return -1;
+}
+
+ProgramDef bigramProgram() {
+  ProgramDef p;
+  addAllParams(p, tinyConfig(), /*withMoments=*/true);
+  int tokens = p.arg("tokens", "", {kB, kT}, DType::I32);
+  int targets = p.arg("targets", "", {kB, kT}, DType::I32);
+  int step = p.arg("step", "", {}, DType::I64);
+  const std::string names[3] = {"model.embed_tokens.weight",
+                                "model.norm.weight", "lm_head.weight"};
+  int emb = argTensor(p, "param", names[0]);
+  int normW = argTensor(p, "param", names[1]);
+  int head = argTensor(p, "param", names[2]);
+  // Forward.
+  int h = p.arena("h", {kB, kT, kD});
+  int y = p.arena("y", {kB, kT, kD});
+  int logits = p.arena("logits", {kB, kT, kV});
+  int loss = p.arena("loss", {});
+  p.instr("embedding", {emb, tokens}, {h});
+  p.instr("rms_norm", {h, normW}, {y}, {R("eps", 1e-5)});
+  p.instr("linear", {y, head}, {logits});
+  p.instr("cross_entropy", {logits, targets}, {loss},
+          {I("normalizer", kB * kT)});
+  // Backward.
+  int one = p.arena("one", {});
+  int dlogits = p.arena("dlogits", {kB, kT, kV});
+  int dhead = p.arena("dhead", {kV, kD});
+  int dy = p.arena("dy", {kB, kT, kD});
+  int dh = p.arena("dh", {kB, kT, kD});
+  int dnorm = p.arena("dnorm", {kD});
+  int demb = p.arena("demb", {kV, kD});
+  p.instr("constant", {}, {one}, {R("value", 1.0)});
+  p.instr("cross_entropy_grad", {one, logits, targets}, {dlogits},
+          {I("normalizer", kB * kT)});
+  p.instr("linear_grad_weight", {dlogits, y}, {dhead});
+  p.instr("linear_grad_input", {dlogits, head}, {dy});
+  p.instr("rms_norm_grad", {dy, h, normW}, {dh, dnorm}, {R("eps", 1e-5)});
+  p.instr("embedding_grad", {dh, tokens}, {demb});
+  // Optimizer.
+  int norm = p.arena("grad_norm", {});
+  int coef = p.arena("coef", {});
+  int lr = p.arena("lr", {});
+  p.instr("global_norm", {demb, dnorm, dhead}, {norm});
+  p.instr("clip_coef", {norm}, {coef}, {R("max_norm", 1.0)});
+  p.instr("lr_schedule", {step}, {lr},
+          {R("lr", kLr), R("min_lr", kMinLr), I("warmup_steps", kWarmup),
+           I("decay_steps", kDecay)});
+  const int params[3] = {emb, normW, head}, grads[3] = {demb, dnorm, dhead};
+  for (int i = 0; i < 3; ++i) {
+    int m = argTensor(p, "adam_m", names[i]);
+    int v = argTensor(p, "adam_v", names[i]);
+    p.instr("scale", {grads[i], coef}, {grads[i]});
+    p.instr("adamw", {params[i], grads[i], m, v, lr, step},
+            {params[i], m, v},
+            {R("beta1", 0.9), R("beta2", 0.95), R("eps", 1e-8),
+             R("weight_decay", i == 1 ? 0.0 : 0.1)});
+    p.result("new_param", params[i], names[i]);
+  }
+  p.result("loss", loss);
+  p.result("grad_norm", norm);
+  p.result("lr", lr);
+  return p;
+}
+
+/// The tokens follow a fixed cycle t -> (5t + 3) mod 16: a bigram model
+/// learns it.
+std::vector<uint32_t> cycleTokens(size_t n) {
+  std::vector<uint32_t> t(n);
+  uint32_t x = 1;
+  for (size_t i = 0; i < n; ++i) {
+    t[i] = x;
+    x = (5 * x + 3) % kV;
+  }
+  return t;
+}
+
+struct Fixture {
+  TempDir dir;
+  RunOptions options;
+  Fixture() {
+    writeBytes(dir.file("plan.llx"), buildPlan(singleProgram(bigramProgram())));
+    std::string error;
+    EXPECT_TRUE(io::writeTokenFile(dir.file("data.tok"), cycleTokens(2000), kV,
+                                   error))
+        << error;
+    options.planPath = dir.file("plan.llx");
+    options.dataPaths = {dir.file("data.tok")};
+    options.steps = 30;
+    options.metricsPath = dir.file("metrics.jsonl");
+    options.quiet = true;
+  }
+  bool metricsExist() const {
+    return std::filesystem::exists(options.metricsPath);
+  }
+  std::vector<nlohmann::json> metrics() const {
+    std::vector<nlohmann::json> rows;
+    std::ifstream in(options.metricsPath);
+    std::string line;
+    while (std::getline(in, line))
+      rows.push_back(nlohmann::json::parse(line));
+    return rows;
+  }
+  /// Runs and expects failure with `substring` and no metrics file.
+  void expectFailure(const std::string &substring) {
+    std::string error;
+    EXPECT_EQ(runTraining(options, error), 1);
+    EXPECT_NE(error.find(substring), std::string::npos)
+        << "error: '" << error << "' lacks '" << substring << "'";
+    EXPECT_FALSE(metricsExist()) << substring;
+  }
+};
+
+} // namespace
+
+TEST(Trainer, TrainsAndStreamsMetrics) {
+  Fixture f;
+  std::string error;
+  ASSERT_EQ(runTraining(f.options, error), 0) << error;
+  auto rows = f.metrics();
+  ASSERT_EQ(rows.size(), 30u);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto &r = rows[i];
+    EXPECT_EQ(r["step"].get<int64_t>(), int64_t(i + 1));
+    for (const char *key : {"loss", "lr", "grad_norm", "tokens_per_s"})
+      ASSERT_TRUE(r[key].is_number()) << key << " at " << i;
+    EXPECT_GT(r["grad_norm"].get<double>(), 0.0);
+    EXPECT_GT(r["tokens_per_s"].get<double>(), 0.0);
+  }
+  // Near-zero logits at init: the loss of a uniform guess, ln(16).
+  EXPECT_NEAR(rows[0]["loss"].get<double>(), std::log(16.0), 0.05);
+  EXPECT_LT(rows.back()["loss"].get<double>(),
+            rows[0]["loss"].get<double>() - 0.5);
+  // The schedule: warmup 2, cosine to step 20, then min_lr.
+  EXPECT_NEAR(rows[0]["lr"].get<double>(), kLr / 2, 1e-9);
+  EXPECT_NEAR(rows[1]["lr"].get<double>(), kLr, 1e-9);
+  EXPECT_NEAR(rows[11]["lr"].get<double>(), (kLr + kMinLr) / 2, 1e-9);
+  EXPECT_NEAR(rows[29]["lr"].get<double>(), kMinLr, 1e-9);
+}
+
+TEST(Trainer, RunsAreReproducibleAndSeeded) {
+  Fixture f;
+  std::string error;
+  f.options.steps = 5;
+  ASSERT_EQ(runTraining(f.options, error), 0) << error;
+  auto first = f.metrics();
+  ASSERT_EQ(runTraining(f.options, error), 0) << error;
+  auto second = f.metrics();
+  f.options.seed = 4321;
+  ASSERT_EQ(runTraining(f.options, error), 0) << error;
+  auto reseeded = f.metrics();
+  ASSERT_EQ(first.size(), 5u);
+  for (size_t i = 0; i < first.size(); ++i) {
+    EXPECT_EQ(first[i]["loss"], second[i]["loss"]) << i;
+    EXPECT_EQ(first[i]["grad_norm"], second[i]["grad_norm"]) << i;
+  }
+  EXPECT_NE(first[0]["loss"], reseeded[0]["loss"]);
+}
+
+TEST(Trainer, ConsoleHeaderAndStepLines) {
+  Fixture f;
+  f.options.steps = 3;
+  f.options.quiet = false;
+  f.options.metricsPath.clear();
+  std::string error;
+  testing::internal::CaptureStdout();
+  int rc = runTraining(f.options, error);
+  std::string out = testing::internal::GetCapturedStdout();
+  ASSERT_EQ(rc, 0) << error;
+  EXPECT_NE(out.find("model custom: " +
+                     formatThousands(tinyConfig().numParameters()) +
+                     " parameters"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("1 layers, 2 heads, 1 kv heads, hidden 8"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("layout dp=1 tp=1 pp=1 | precision fp32 | device cpu"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("memory: arena "), std::string::npos) << out;
+  EXPECT_NE(out.find("batch: global 2 x seq_len 8 = 16 tokens/step"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("FLOPs/token = 6N + 12*L*H*Q*T = "), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("(PaLM/torchtitan convention)"), std::string::npos);
+  EXPECT_NE(out.find("step 1/3 | loss 2.7"), std::string::npos) << out;
+  EXPECT_NE(out.find("| lr 5.00e-03 | grad_norm "), std::string::npos) << out;
+  EXPECT_NE(out.find("step 3/3 | loss "), std::string::npos) << out;
+  EXPECT_NE(out.find(" tok/s\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find('\r'), std::string::npos) << "no progress bar off a TTY";
+}
+
+TEST(Trainer, InitFromSafetensors) {
+  Fixture f;
+  LlamaConfig config = tinyConfig();
+  std::vector<io::TensorRef> refs;
+  std::vector<std::vector<float>> storage;
+  storage.reserve(32);
+  for (const ParamSpec &spec : parameterSpecs(config)) {
+    std::vector<float> v(spec.numel());
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = spec.shape.size() == 1 ? 1.0f : 0.01f * std::sin(float(i));
+    storage.push_back(std::move(v));
+    refs.push_back({spec.name, io::DType::F32, spec.shape,
+                    storage.back().data()});
+  }
+  std::string error;
+  ASSERT_TRUE(io::writeSafetensors(f.dir.file("init.safetensors"), refs, error))
+      << error;
+  f.options.initPath = f.dir.file("init.safetensors");
+  f.options.steps = 2;
+  ASSERT_EQ(runTraining(f.options, error), 0) << error;
+  auto first = f.metrics();
+  f.options.seed = 1; // Ignored with --init.
+  ASSERT_EQ(runTraining(f.options, error), 0) << error;
+  EXPECT_EQ(f.metrics()[0]["loss"], first[0]["loss"]);
+
+  // NaN weights: the loss is NaN at the first step.
+  for (float &x : storage[0])
+    x = std::nanf("");
+  ASSERT_TRUE(io::writeSafetensors(f.dir.file("init.safetensors"), refs, error))
+      << error;
+  std::filesystem::remove(f.options.metricsPath);
+  EXPECT_EQ(runTraining(f.options, error), 1);
+  EXPECT_NE(error.find("step 1: loss is nan"), std::string::npos) << error;
+}
+
+TEST(Trainer, BadOptions) {
+  Fixture f;
+  f.options.steps = 0;
+  f.expectFailure("--steps must be a positive number of steps, got 0");
+  f.options.steps = -3;
+  f.expectFailure("got -3");
+  f.options.steps = 2;
+  f.options.dataPaths.clear();
+  f.expectFailure("no token data given");
+}
+
+TEST(Trainer, BadPlan) {
+  Fixture f;
+  f.options.planPath = f.dir.file("missing.llx");
+  f.expectFailure("missing.llx: cannot open plan file");
+  f.options.planPath = f.dir.file("data.tok");
+  f.expectFailure("data.tok: not a llamac plan");
+
+  std::vector<uint8_t> bytes = buildPlan(singleProgram(bigramProgram()));
+  bytes.resize(bytes.size() / 2);
+  writeBytes(f.dir.file("cut.llx"), bytes);
+  f.options.planPath = f.dir.file("cut.llx");
+  f.expectFailure("cut.llx: corrupted plan");
+
+  PlanDef multi = singleProgram(bigramProgram());
+  multi.programs.push_back(bigramProgram());
+  multi.programs[1].rank = 1;
+  multi.dp = 2;
+  writeBytes(f.dir.file("multi.llx"), buildPlan(multi));
+  f.options.planPath = f.dir.file("multi.llx");
+  f.expectFailure("multi-rank plans need mpirun; not supported by this "
+                  "runtime yet");
+
+  PlanDef other = singleProgram(bigramProgram());
+  other.modelJson = R"({"hidden_size": 8, "intermediate_size": 24,
+    "num_attention_heads": 2, "num_key_value_heads": 1,
+    "num_hidden_layers": 1, "vocab_size": 16})";
+  writeBytes(f.dir.file("other.llx"), buildPlan(other));
+  f.options.planPath = f.dir.file("other.llx");
+  f.expectFailure("plan parameter 'model.layers.0.mlp.gate_proj.weight' has "
+                  "shape [16, 8]");
+
+  PlanDef batch = singleProgram(bigramProgram());
+  batch.trainJson = tinyTrainJson(8, 2, 4);
+  writeBytes(f.dir.file("batch.llx"), buildPlan(batch));
+  f.options.planPath = f.dir.file("batch.llx");
+  f.expectFailure("global_batch_size 4 != micro_batch_size 2 * dp 1");
+
+  PlanDef seq = singleProgram(bigramProgram());
+  seq.trainJson = tinyTrainJson(16, 2, 2);
+  writeBytes(f.dir.file("seq.llx"), buildPlan(seq));
+  f.options.planPath = f.dir.file("seq.llx");
+  f.expectFailure("argument 'tokens' has shape [2, 8], expected [2, 16]");
+}
+
+TEST(Trainer, BadData) {
+  Fixture f;
+  std::string error;
+  f.options.dataPaths = {f.dir.file("missing.tok")};
+  f.expectFailure("missing.tok");
+
+  ASSERT_TRUE(io::writeTokenFile(f.dir.file("big.tok"), cycleTokens(100), 32,
+                                 error));
+  f.options.dataPaths = {f.dir.file("big.tok")};
+  f.expectFailure("big.tok: token data has vocab_size 32, larger than the "
+                  "model's vocab_size 16");
+
+  ASSERT_TRUE(
+      io::writeTokenFile(f.dir.file("short.tok"), cycleTokens(5), kV, error));
+  f.options.dataPaths = {f.dir.file("short.tok")};
+  f.expectFailure("too few for one sequence");
+
+  writeBytes(f.dir.file("junk.tok"), std::vector<uint8_t>(64, 7));
+  f.options.dataPaths = {f.dir.file("junk.tok")};
+  f.expectFailure("junk.tok");
+}
+
+TEST(Trainer, BadInitAndMetricsPath) {
+  Fixture f;
+  f.options.initPath = f.dir.file("nothing.safetensors");
+  f.expectFailure("nothing.safetensors");
+  f.options.initPath.clear();
+  f.options.metricsPath = f.dir.file("no/such/dir/metrics.jsonl");
+  f.expectFailure("cannot create metrics file");
+}
