@@ -26,3 +26,14 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.llamac_tools_dir, config.llvm_tools_dir]
 tools = ["llamac-opt", ToolSubst("llamac", unresolved="ignore")]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# The PyTorch reference runs on Debian's python3-torch (/usr/bin/python3).
+import subprocess
+try:
+    subprocess.run([config.torch_python, "-c", "import torch"], check=True,
+                   capture_output=True, timeout=120)
+    config.available_features.add("torch")
+except Exception:
+    lit_config.note("torch not importable by %s: parity tests are skipped"
+                    % config.torch_python)
+config.substitutions.append(("%python", config.python_executable))

@@ -172,7 +172,8 @@ int llamac::runCompile(const CompileOptions &options) {
   auto func = *module->getOps<func::FuncOp>().begin();
   int64_t arena =
       func->getAttrOfType<IntegerAttr>(lrt::kArenaBytesAttr).getInt();
-  llvm::outs() << "wrote " << options.output << ": " << config.name << ", "
+  if (!options.quiet)
+    llvm::outs() << "wrote " << options.output << ": " << config.name << ", "
                << config.numParameters() << " parameters, arena "
                << llvm::format("%.2f", arena / 1048576.0) << " MiB, "
                << bytes.size() << " bytes\n";

@@ -15,6 +15,7 @@ struct CompileOptions {
   std::string emit = "plan";
   std::string output;
   bool timing = false;
+  bool quiet = false; ///< No summary line after writing the plan.
 };
 
 /// Runs the compiler; returns the process exit code. Errors are printed as

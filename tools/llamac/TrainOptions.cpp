@@ -1,7 +1,40 @@
 //===- TrainOptions.cpp - Training settings of llamac compile/train -------===//
 #include "TrainOptions.h"
 
+#include <cmath>
+#include <cstdlib>
+
 using namespace llamac;
+
+// CLI11's stock range validators print the whole double range; these say
+// what was expected in words.
+static const CLI::Validator kPositive(
+    [](std::string &v) -> std::string {
+      char *end = nullptr;
+      long long n = std::strtoll(v.c_str(), &end, 10);
+      if (v.empty() || *end || n <= 0)
+        return "expected a positive integer, got '" + v + "'";
+      return "";
+    },
+    "POSITIVE");
+static const CLI::Validator kNonNegative(
+    [](std::string &v) -> std::string {
+      char *end = nullptr;
+      double d = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end || !(d >= 0) || !std::isfinite(d))
+        return "expected a non-negative number, got '" + v + "'";
+      return "";
+    },
+    "NON-NEGATIVE");
+static const CLI::Validator kProbability(
+    [](std::string &v) -> std::string {
+      char *end = nullptr;
+      double d = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end || !(d >= 0 && d < 1))
+        return "expected a number in [0, 1), got '" + v + "'";
+      return "";
+    },
+    "[0,1)");
 
 void TrainOptions::addFlags(CLI::App &app) {
   app.add_option("model", model,
@@ -9,40 +42,40 @@ void TrainOptions::addFlags(CLI::App &app) {
                  "config.json")
       ->required();
   app.add_option("--seq-len", seqLen, "Tokens per sequence")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   app.add_option("--micro-batch-size", microBatch,
                  "Sequences per microbatch per data-parallel rank "
                  "(default: global batch / dp)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--global-batch-size", globalBatch,
                  "Sequences per optimizer step over all ranks")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   app.add_option("--lr", lr, "Peak learning rate")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--min-lr", minLr, "Final learning rate of the cosine decay")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--warmup-steps", warmupSteps, "Linear warmup steps")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--decay-steps", decaySteps,
                  "Step where the cosine decay reaches --min-lr (0: constant)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--beta1", beta1, "AdamW beta1")->check(CLI::Range(0.0, 0.9999999));
-  app.add_option("--beta2", beta2, "AdamW beta2")->check(CLI::Range(0.0, 0.9999999));
+      ->check(kNonNegative);
+  app.add_option("--beta1", beta1, "AdamW beta1")->check(kProbability);
+  app.add_option("--beta2", beta2, "AdamW beta2")->check(kProbability);
   app.add_option("--adam-eps", adamEps, "AdamW epsilon")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--weight-decay", weightDecay,
                  "Decoupled weight decay (matrices only)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--clip-grad-norm", clipGradNorm,
                  "Clip gradients by global L2 norm (0: off)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--clip-grad-value", clipGradValue,
                  "Clip each gradient element to [-v, v] (0: off; excludes "
                  "--clip-grad-norm)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--dp", dp, "Data-parallel size")->check(CLI::PositiveNumber);
-  app.add_option("--tp", tp, "Tensor-parallel size")->check(CLI::PositiveNumber);
-  app.add_option("--pp", pp, "Pipeline-parallel size")->check(CLI::PositiveNumber);
+      ->check(kNonNegative);
+  app.add_option("--dp", dp, "Data-parallel size")->check(kPositive);
+  app.add_option("--tp", tp, "Tensor-parallel size")->check(kPositive);
+  app.add_option("--pp", pp, "Pipeline-parallel size")->check(kPositive);
   app.add_option("--precision", precision, "Compute precision")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
 }

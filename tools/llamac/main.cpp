@@ -4,8 +4,11 @@
 //   llamac run model.llx --data FILE --steps N   execute it
 //   llamac train MODEL --data FILE --steps N     compile and run in one go
 //   llamac inspect model.llx                     print a plan summary
+//   llamac tokenizer train / data prepare / data info
 //
 //===----------------------------------------------------------------------===//
+#include "DataCommands.h"
+#include "RunCommands.h"
 #include "TrainOptions.h"
 #ifdef LLAMAC_HAVE_COMPILER
 #include "Compile.h"
@@ -13,7 +16,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <iostream>
+#include <unistd.h>
 
 using namespace llamac;
 
@@ -37,14 +42,68 @@ int main(int argc, char **argv) {
                          "--emit=plan)");
   compileCmd->add_flag("--timing", compile.timing,
                        "Print compile time per phase");
+
+  CompileOptions trainCompile;
+  exec::RunOptions trainRun;
+  CLI::App *trainCmd = app.add_subcommand(
+      "train", "Compile a model and train it in one go (compile + run)");
+  trainCompile.train.addFlags(*trainCmd);
+  addRunFlags(*trainCmd, trainRun);
 #endif
+
+  exec::RunOptions run;
+  CLI::App *runCmd =
+      app.add_subcommand("run", "Train with a compiled plan (.llx)");
+  runCmd->add_option("plan", run.planPath, "Plan file from llamac compile")
+      ->required();
+  addRunFlags(*runCmd, run);
+
+  std::string inspectPath;
+  CLI::App *inspectCmd =
+      app.add_subcommand("inspect", "Print a summary of a plan file");
+  inspectCmd->add_option("plan", inspectPath, "Plan file")->required();
+
+  addDataCommands(app);
 
   CLI11_PARSE(app, argc, argv);
 
+  std::string error;
 #ifdef LLAMAC_HAVE_COMPILER
   if (compileCmd->parsed())
     return runCompile(compile);
+  if (trainCmd->parsed()) {
+    // The plan goes to a private temporary file, removed afterwards.
+    char path[] = "/tmp/llamac-train-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) {
+      std::cerr << "llamac train: error: cannot create a temporary plan file\n";
+      return 1;
+    }
+    close(fd);
+    trainCompile.output = path;
+    trainCompile.quiet = true;
+    int rc = runCompile(trainCompile);
+    if (rc == 0) {
+      trainRun.planPath = path;
+      rc = exec::runTraining(trainRun, error);
+      if (rc != 0)
+        std::cerr << "llamac train: error: " << error << "\n";
+    }
+    std::remove(path);
+    return rc;
+  }
 #endif
+  if (runCmd->parsed()) {
+    int rc = exec::runTraining(run, error);
+    if (rc != 0)
+      std::cerr << "llamac run: error: " << error << "\n";
+    return rc;
+  }
+  if (inspectCmd->parsed())
+    return runInspect(inspectPath);
+  int exitCode = 0;
+  if (runDataCommands(exitCode))
+    return exitCode;
   std::cerr << "llamac: unknown command\n";
   return 2;
 }
