@@ -19,6 +19,7 @@ config.environment["FILECHECK_OPTS"] = "-enable-var-scope"
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%torch_python", config.torch_python))
 config.substitutions.append(("%llamac_src", config.llamac_src_root))
+config.substitutions.append(("%llamac_obj", config.llamac_obj_root))
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

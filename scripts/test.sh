@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Configures, builds and runs every test (lit suites + GoogleTest units):
+#   bash scripts/test.sh [BUILD_DIR]
+# Ends with one summary line "llamac tests: N passed, M failed".
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${1:-$root/build}"
+
+cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" --target llamac llamac-opt
+log="$(mktemp)"
+set +e
+cmake --build "$build" --target check-llamac 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$( (grep -E '^\s*Passed\s*:' "$log" || true) | awk '{s+=$2} END {print s+0}')
+failed=$( (grep -E '^\s*Failed\s*:' "$log" || true) | awk '{s+=$2} END {print s+0}')
+rm -f "$log"
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "llamac tests: ${passed} passed, ${failed} failed"
+exit "$status"
