@@ -1,6 +1,7 @@
 //===- Trainer.cpp - The training loop of `llamac run` ---------------------===//
 #include "exec/Trainer.h"
 
+#include "exec/Checkpoint.h"
 #include "exec/Executor.h"
 #include "exec/Init.h"
 #include "exec/PlanLoader.h"
@@ -17,6 +18,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 namespace llamac {
 namespace exec {
@@ -89,6 +92,59 @@ bool checkTrainingProgram(const Executor &exec, const LoadedPlan &plan,
   return true;
 }
 
+/// The checkpoint flags, and that --save-dir can take this run's
+/// checkpoints: without --resume it must not hold any (nothing is
+/// overwritten).
+bool checkCheckpointOptions(const RunOptions &o, std::string &error) {
+  namespace fs = std::filesystem;
+  if (o.saveEvery < 0) {
+    error = "--save-every must be a positive number of steps, got " +
+            std::to_string(o.saveEvery);
+    return false;
+  }
+  if (o.keep < 0) {
+    error = "--keep must be a positive number of checkpoints, got " +
+            std::to_string(o.keep);
+    return false;
+  }
+  if (o.saveDir.empty()) {
+    const char *flag = o.resume           ? "--resume"
+                       : o.saveEvery > 0 ? "--save-every"
+                       : o.keep > 0      ? "--keep"
+                                         : nullptr;
+    if (flag) {
+      error = std::string(flag) +
+              " needs --save-dir DIR (the directory of the checkpoints)";
+      return false;
+    }
+    return true;
+  }
+  if (o.resume && !o.initPath.empty()) {
+    error = "--init and --resume exclude each other: a resumed run takes its "
+            "weights from the checkpoint";
+    return false;
+  }
+  std::error_code ec;
+  if (fs::exists(o.saveDir, ec) && !fs::is_directory(o.saveDir, ec)) {
+    error = o.saveDir + ": --save-dir exists and is not a directory";
+    return false;
+  }
+  if (!o.resume) {
+    std::vector<int64_t> steps = listCheckpoints(o.saveDir);
+    if (!steps.empty() ||
+        fs::exists(fs::path(o.saveDir) / kLatestName, ec)) {
+      error = o.saveDir + ": --save-dir already holds checkpoints" +
+              (steps.empty() ? std::string()
+                             : " (newest " + checkpointName(steps.back()) +
+                                   ")") +
+              "; pass --resume to continue that run, or choose another "
+              "directory";
+      return false;
+    }
+  }
+  return true;
+}
+
 /// A one-line progress bar on a terminal.
 class ProgressBar {
 public:
@@ -134,6 +190,8 @@ int runTraining(const RunOptions &options, std::string &error) {
     error = "no token data given (--data FILE)";
     return 1;
   }
+  if (!checkCheckpointOptions(options, error))
+    return 1;
 
   // 2. The plan.
   LoadedPlan plan;
@@ -175,21 +233,57 @@ int runTraining(const RunOptions &options, std::string &error) {
   if (!loader.init(stream, tc.globalBatchSize, tc.seqLen, error))
     return 1;
 
-  // 4. Initial weights.
-  if (!options.initPath.empty()) {
+  // 4. Initial weights, or the checkpoint to resume from.
+  TrainerState state;
+  state.seed = options.seed;
+  std::string resumedFrom;
+  if (options.resume) {
+    if (!resolveLatest(options.saveDir, resumedFrom, error) ||
+        !loadCheckpoint(resumedFrom, exec, model, tc, state, error))
+      return 1;
+  } else if (!options.initPath.empty()) {
     if (!loadInitWeights(exec, model, options.initPath, error))
       return 1;
   } else {
     initializeParameters(exec, model, options.seed);
   }
+  // Later checkpoints record the configuration they were trained with.
+  state.globalBatchSize = tc.globalBatchSize;
+  state.seqLen = tc.seqLen;
+  state.trainConfigJson = tc.toJson();
+  const int64_t firstStep = state.step;
+  const bool log = !options.quiet;
+  if (firstStep >= options.steps) {
+    if (log) {
+      std::printf("%s is at step %lld, --steps is %lld: nothing to do\n",
+                  resumedFrom.c_str(), static_cast<long long>(firstStep),
+                  static_cast<long long>(options.steps));
+      std::fflush(stdout);
+    }
+    return 0;
+  }
 
-  // 5. The metrics file, now that the input is known to be good.
+  // 5. The outputs, now that the input is known to be good.
+  namespace fs = std::filesystem;
+  bool createdSaveDir = false;
+  if (!options.saveDir.empty()) {
+    std::error_code ec;
+    createdSaveDir = fs::create_directories(options.saveDir, ec);
+    if (ec) {
+      error = options.saveDir + ": cannot create --save-dir: " + ec.message();
+      return 1;
+    }
+  }
   std::FILE *metrics = nullptr;
   if (!options.metricsPath.empty()) {
     metrics = std::fopen(options.metricsPath.c_str(), "w");
     if (!metrics) {
       error = options.metricsPath + ": cannot create metrics file: " +
               std::strerror(errno);
+      if (createdSaveDir) {
+        std::error_code ignored;
+        fs::remove(options.saveDir, ignored);
+      }
       return 1;
     }
   }
@@ -202,7 +296,6 @@ int runTraining(const RunOptions &options, std::string &error) {
   } closer{metrics};
 
   // 6. The header.
-  const bool log = !options.quiet;
   const int64_t tokensPerStep = tc.globalBatchSize * tc.seqLen;
   if (log) {
     std::printf("model %s: %s parameters, %lld layers, %lld heads, %lld kv "
@@ -232,13 +325,27 @@ int runTraining(const RunOptions &options, std::string &error) {
     std::printf("FLOPs/token = 6N + 12*L*H*Q*T = %.4g (PaLM/torchtitan "
                 "convention)\n",
                 model.flopsPerToken(tc.seqLen));
-    std::string init = options.initPath.empty()
-                           ? "random, seed " + std::to_string(options.seed)
-                           : options.initPath;
+    std::string init =
+        options.resume ? "resumed from " + resumedFrom + " (step " +
+                             std::to_string(firstStep) + ")"
+        : options.initPath.empty()
+            ? "random, seed " + std::to_string(options.seed)
+            : options.initPath;
     std::printf("data: %s tokens in %zu file%s | init: %s\n",
                 formatThousands(static_cast<int64_t>(stream.count())).c_str(),
                 stream.numFiles(), stream.numFiles() == 1 ? "" : "s",
                 init.c_str());
+    if (!options.saveDir.empty()) {
+      std::string when =
+          options.saveEvery > 0
+              ? "every " + std::to_string(options.saveEvery) +
+                    " steps and after the last"
+              : "after the last step";
+      if (options.keep > 0)
+        when += ", keep the newest " + std::to_string(options.keep);
+      std::printf("checkpoints: %s, %s\n", options.saveDir.c_str(),
+                  when.c_str());
+    }
     std::fflush(stdout);
   }
 
@@ -251,8 +358,9 @@ int runTraining(const RunOptions &options, std::string &error) {
   const float *gradNorm = exec.scalarResultPtr("grad_norm");
   ProgressBar bar(log && isatty(STDOUT_FILENO));
   using Clock = std::chrono::steady_clock;
+  const SaveOptions saveOptions{kDefaultMaxShardBytes, options.keep};
   const auto start = Clock::now();
-  for (int64_t s = 0; s < options.steps; ++s) {
+  for (int64_t s = firstStep; s < options.steps; ++s) {
     const auto t0 = Clock::now();
     if (!loader.fillBatch(s, /*dpRank=*/0, /*dp=*/1, /*microIndex=*/0,
                           tc.microBatchSize, tokens, targets, error))
@@ -283,7 +391,8 @@ int runTraining(const RunOptions &options, std::string &error) {
       double elapsed =
           std::chrono::duration<double>(Clock::now() - start).count();
       bar.show(s + 1, options.steps,
-               elapsed / double(s + 1) * double(options.steps - s - 1));
+               elapsed / double(s + 1 - firstStep) *
+                   double(options.steps - s - 1));
     }
     if (metrics) {
       nlohmann::json j = {{"step", s + 1},
@@ -300,15 +409,36 @@ int runTraining(const RunOptions &options, std::string &error) {
         return 1;
       }
     }
+    const int64_t done = s + 1;
+    if (!options.saveDir.empty() &&
+        (done == options.steps ||
+         (options.saveEvery > 0 && done % options.saveEvery == 0))) {
+      const auto t1 = Clock::now();
+      state.step = done;
+      std::string saved;
+      if (!saveCheckpoint(options.saveDir, exec, model, state, saveOptions,
+                          saved, error)) {
+        bar.clear();
+        error = "step " + std::to_string(done) +
+                ": cannot save checkpoint: " + error;
+        return 1;
+      }
+      if (log) {
+        bar.clear();
+        std::printf("saved %s (%.2f s)\n", saved.c_str(),
+                    std::chrono::duration<double>(Clock::now() - t1).count());
+        std::fflush(stdout);
+      }
+    }
   }
   bar.clear();
   if (log) {
     double total = std::chrono::duration<double>(Clock::now() - start).count();
+    const int64_t ran = options.steps - firstStep;
     std::printf("done: %lld steps in %.1f s, final loss %.4f, %s tok/s\n",
-                static_cast<long long>(options.steps), total, *loss,
+                static_cast<long long>(ran), total, *loss,
                 formatThousands(static_cast<int64_t>(
-                                    total > 0 ? tokensPerStep * options.steps /
-                                                    total
+                                    total > 0 ? tokensPerStep * ran / total
                                               : 0.0))
                     .c_str());
     std::fflush(stdout);

@@ -3,22 +3,38 @@
 // runTraining() is `llamac run` without the command line:
 //  1. validate everything first: options, the plan (loadPlan), that it is
 //     a single-rank plan for the model it names, the token data (io
-//     TokenStream, vocabulary <= the model's), --init weights;
-//  2. only then open the --metrics file, so that bad input leaves no file
-//     behind (DESIGN.md A7);
-//  3. for each step s: the DataLoader fills tokens/targets (A3 order, dp
-//     rank 0 of 1, microbatch 0), `step` is set to s, the program runs, and
-//     loss / lr / grad_norm are logged and streamed to the metrics file.
+//     TokenStream, vocabulary <= the model's), --init weights or, with
+//     --resume, the checkpoint DIR/latest names (exec/Checkpoint.h);
+//  2. only then open the --metrics file and create --save-dir, so that bad
+//     input leaves no file behind (DESIGN.md A7);
+//  3. for each step s from 0 (or the checkpoint's step) to --steps: the
+//     DataLoader fills tokens/targets (A3 order, dp rank 0 of 1,
+//     microbatch 0), `step` is set to s, the program runs, and loss / lr /
+//     grad_norm are logged and streamed to the metrics file; every
+//     --save-every steps and after the last one a checkpoint is saved.
+//
+// Checkpoints: with --save-dir DIR, checkpoints DIR/step-<N> are saved
+// atomically (exec/Checkpoint.h) every --save-every steps and at the end;
+// --keep K deletes all but the K newest. --resume continues from
+// DIR/latest: weights, moments and the step come from the checkpoint, and
+// --steps is the total, so the run does steps checkpoint+1 .. --steps (none,
+// with a note and exit code 0, when the checkpoint is that far already).
+// Everything a step computes is a function of the weights, the moments and
+// the step (which also fixes the data position), so the losses after a
+// resume equal those of an uninterrupted run bit for bit (same thread
+// count). Without --resume, a DIR that already holds checkpoints is an error
+// (nothing is overwritten).
 //
 // Console: the first lines describe the model, the layout, the memory, the
 // batch and the FLOPs/token convention (A6); then one line per step
 //   step 12/100 | loss 5.1234 | lr 3.00e-04 | grad_norm 1.234 | 12,345 tok/s
 // and, when stdout is a terminal, a progress bar redrawn with '\r'.
 //
-// Metrics (JSON Lines, one object per step): step (1-based, as on the
-// console), loss (the global-batch loss before the step's update), lr (used
-// by the step), grad_norm (pre-clip; null when the plan computes none),
-// tokens_per_s.
+// Metrics (JSON Lines, one object per step run by this process; a resumed
+// run starts the file afresh at the checkpoint's step + 1): step (1-based,
+// as on the console), loss (the global-batch loss before the step's update),
+// lr (used by the step), grad_norm (pre-clip; null when the plan computes
+// none), tokens_per_s.
 //
 // NOTE: multi-rank plans (dp*tp*pp > 1) and plans with several microbatches
 // per step are rejected for now; they need the MPI launcher and gradient
@@ -43,6 +59,10 @@ struct RunOptions {
   std::string metricsPath; ///< Empty: no metrics file.
   std::string initPath;    ///< Empty: random init from `seed`.
   bool quiet = false;      ///< No console output (errors are returned).
+  std::string saveDir;     ///< Empty: no checkpoints.
+  int64_t saveEvery = 0;   ///< Save every K steps; 0: only after the last.
+  int64_t keep = 0;        ///< Keep the K newest checkpoints; 0: all.
+  bool resume = false;     ///< Continue from saveDir/latest.
 };
 
 /// Runs the training loop; returns the process exit code (0 on success,

@@ -14,7 +14,10 @@ void llamac::addRunFlags(CLI::App &app, exec::RunOptions &o) {
                  "Token files (or directories of *.tok shards), read as one "
                  "stream")
       ->required();
-  app.add_option("--steps", o.steps, "Optimizer steps to run")->required();
+  app.add_option("--steps", o.steps,
+                 "Optimizer steps to run (with --resume: the total, the "
+                 "checkpoint's steps included)")
+      ->required();
   app.add_option("--seed", o.seed, "Seed of the parameter initialisation");
   app.add_option("--metrics", o.metricsPath,
                  "Write one JSON object per step to this file (JSON Lines)");
@@ -22,6 +25,17 @@ void llamac::addRunFlags(CLI::App &app, exec::RunOptions &o) {
                  "Initial weights: an HF safetensors file or checkpoint "
                  "directory with HF tensor names");
   app.add_flag("-q,--quiet", o.quiet, "No per-step console output");
+  app.add_option("--save-dir", o.saveDir,
+                 "Save checkpoints (HF-loadable directories DIR/step-<N> "
+                 "with optimizer and trainer state) here, after the last "
+                 "step and every --save-every steps");
+  app.add_option("--save-every", o.saveEvery,
+                 "Save a checkpoint every K steps (needs --save-dir)");
+  app.add_option("--keep", o.keep,
+                 "Keep only the K newest checkpoints (default: all)");
+  app.add_flag("--resume", o.resume,
+               "Continue from --save-dir's latest checkpoint; --steps is "
+               "the total number of steps");
 }
 
 int llamac::runInspect(const std::string &planPath) {

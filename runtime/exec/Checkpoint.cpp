@@ -1,0 +1,562 @@
+//===- Checkpoint.cpp - Training checkpoints: save, prune, resume ---------===//
+#include "exec/Checkpoint.h"
+
+#include "io/FileUtil.h"
+#include "io/Safetensors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <system_error>
+
+namespace llamac {
+namespace exec {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using ordered_json = nlohmann::ordered_json;
+
+std::string joinPath(const std::string &dir, const std::string &name) {
+  if (dir.empty())
+    return name;
+  return dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+std::string errnoText(int err) { return std::generic_category().message(err); }
+
+/// Makes the entries of directory `dir` (creations, renames) durable.
+bool fsyncDirectory(const std::string &dir, std::string &error) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    error = dir + ": cannot open directory to fsync it: " + errnoText(errno);
+    return false;
+  }
+  // Some file systems do not support fsync on directories (EINVAL); there
+  // the rename is as durable as it gets.
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EINVAL) {
+    error = dir + ": fsync failed: " + errnoText(err);
+    return false;
+  }
+  return true;
+}
+
+/// Removes `path` (a file or a directory tree), if it exists.
+bool removeTree(const std::string &path, std::string &error) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  if (ec) {
+    error = path + ": cannot remove: " + ec.message();
+    return false;
+  }
+  return true;
+}
+
+/// Deletes checkpoint directory `dir`/`name` so that no crash can leave a
+/// half-deleted directory under a checkpoint name: rename it to a .tmp-*
+/// name first (which resume ignores and the next save cleans up), then
+/// remove it.
+bool retire(const std::string &dir, const std::string &name,
+            std::string &error) {
+  const std::string from = joinPath(dir, name);
+  const std::string to =
+      joinPath(dir, ".tmp-delete-" + name + "-" + std::to_string(::getpid()));
+  if (!removeTree(to, error))
+    return false;
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    error = from + ": cannot rename to " + to +
+            " for deletion: " + errnoText(errno);
+    return false;
+  }
+  return removeTree(to, error);
+}
+
+/// `text` for an error message: at most 40 characters, non-printable bytes
+/// as '?'.
+std::string printable(const std::string &text) {
+  std::string out;
+  for (char c : text.substr(0, 40))
+    out += (c >= 32 && c < 127) ? c : '?';
+  return text.size() > 40 ? out + "..." : out;
+}
+
+/// The AdamW moment arguments and their tensor-name suffixes in
+/// optimizer.safetensors (the names of torch.optim.AdamW's state).
+struct MomentRole {
+  const char *role;
+  const char *suffix;
+};
+constexpr MomentRole kMoments[] = {{"adam_m", ".exp_avg"},
+                                   {"adam_v", ".exp_avg_sq"}};
+
+/// One tensor the checkpoint must hold and the argument it loads into.
+struct Slot {
+  std::string name; ///< Tensor name in the file.
+  std::vector<int64_t> shape;
+  int argument;
+};
+
+/// The weights and moments of `exec` in parameterSpecs order.
+bool collectSlots(const Executor &exec, const LlamaConfig &model,
+                  std::vector<Slot> &weights, std::vector<Slot> &moments,
+                  std::string &error) {
+  for (const ParamSpec &spec : parameterSpecs(model)) {
+    int a = exec.findArgument("param", spec.name);
+    if (a < 0) {
+      error = "plan has no parameter '" + spec.name + "'";
+      return false;
+    }
+    weights.push_back({spec.name, spec.shape, a});
+    for (const MomentRole &m : kMoments) {
+      int b = exec.findArgument(m.role, spec.name);
+      if (b >= 0)
+        moments.push_back({spec.name + m.suffix, spec.shape, b});
+    }
+  }
+  return true;
+}
+
+std::vector<io::TensorRef> tensorRefs(const Executor &exec,
+                                      const std::vector<Slot> &slots) {
+  std::vector<io::TensorRef> refs;
+  for (const Slot &s : slots)
+    refs.push_back(
+        {s.name, io::DType::F32, s.shape, exec.argument(s.argument)});
+  return refs;
+}
+
+/// Checks that `file` (whose tensors are `names`) holds exactly `slots`, as
+/// F32 tensors of their shapes.
+template <typename File>
+bool checkTensors(const File &file, const std::vector<std::string> &names,
+                  const std::string &source, const std::vector<Slot> &slots,
+                  std::string &error) {
+  std::set<std::string> wanted;
+  for (const Slot &s : slots) {
+    wanted.insert(s.name);
+    const io::TensorInfo *info = file.find(s.name);
+    if (!info) {
+      error = source + ": missing tensor '" + s.name + "' (expected F32 " +
+              io::formatShape(s.shape) + ")";
+      return false;
+    }
+    if (info->shape != s.shape) {
+      error = source + ": tensor '" + s.name + "' has shape " +
+              io::formatShape(info->shape) + ", expected " +
+              io::formatShape(s.shape);
+      return false;
+    }
+    if (info->dtype != io::DType::F32) {
+      error = source + ": tensor '" + s.name + "' has dtype " +
+              io::dtypeName(info->dtype) +
+              ", expected F32 (checkpoints hold fp32 master weights)";
+      return false;
+    }
+  }
+  for (const std::string &name : names) {
+    if (!wanted.count(name)) {
+      error = source + ": unexpected tensor '" + name +
+              "' (not part of the plan's model and optimizer)";
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string jsonNumber(double v) { return json(v).dump(); }
+
+/// The first model field where the checkpoint's config differs from the
+/// plan's, as "field is X in the checkpoint but Y in the plan's model".
+bool compareModels(const LlamaConfig &ckpt, const LlamaConfig &plan,
+                   const std::string &source, std::string &error) {
+  auto fail = [&](const char *field, const std::string &a,
+                  const std::string &b) {
+    error = source + ": " + field + " is " + a + " in the checkpoint but " + b +
+            " in the plan's model; the checkpoint is of another model";
+    return false;
+  };
+  const std::pair<const char *, std::pair<int64_t, int64_t>> ints[] = {
+      {"hidden_size", {ckpt.hiddenSize, plan.hiddenSize}},
+      {"intermediate_size", {ckpt.intermediateSize, plan.intermediateSize}},
+      {"num_attention_heads", {ckpt.numAttentionHeads, plan.numAttentionHeads}},
+      {"num_key_value_heads", {ckpt.numKeyValueHeads, plan.numKeyValueHeads}},
+      {"num_hidden_layers", {ckpt.numHiddenLayers, plan.numHiddenLayers}},
+      {"vocab_size", {ckpt.vocabSize, plan.vocabSize}},
+      {"head_dim", {ckpt.headDim, plan.headDim}},
+      {"max_position_embeddings",
+       {ckpt.maxPositionEmbeddings, plan.maxPositionEmbeddings}}};
+  for (const auto &[field, values] : ints)
+    if (values.first != values.second)
+      return fail(field, std::to_string(values.first),
+                  std::to_string(values.second));
+  const std::pair<const char *, std::pair<double, double>> reals[] = {
+      {"rms_norm_eps", {ckpt.rmsNormEps, plan.rmsNormEps}},
+      {"rope_theta", {ckpt.ropeTheta, plan.ropeTheta}}};
+  for (const auto &[field, values] : reals)
+    if (values.first != values.second)
+      return fail(field, jsonNumber(values.first), jsonNumber(values.second));
+  if (ckpt.tieWordEmbeddings != plan.tieWordEmbeddings)
+    return fail("tie_word_embeddings",
+                ckpt.tieWordEmbeddings ? "true" : "false",
+                plan.tieWordEmbeddings ? "true" : "false");
+  return true;
+}
+
+/// Reads an integer field of trainer_state.json.
+bool readInt(const json &j, const char *field, int64_t minimum,
+             const std::string &source, int64_t &out, std::string &error) {
+  auto it = j.find(field);
+  if (it == j.end()) {
+    error = source + ": missing field '" + field + "'";
+    return false;
+  }
+  if (!it->is_number_integer() ||
+      (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX)) ||
+      it->get<int64_t>() < minimum) {
+    error = source + ": field '" + field +
+            "' must be an integer >= " + std::to_string(minimum) + ", got " +
+            it->dump();
+    return false;
+  }
+  out = it->get<int64_t>();
+  return true;
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Names and trainer state
+//===----------------------------------------------------------------------===//
+
+std::string checkpointName(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step-%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+bool parseCheckpointName(const std::string &name, int64_t &step) {
+  const std::string prefix = "step-";
+  if (name.compare(0, prefix.size(), prefix) != 0 ||
+      name.size() == prefix.size() || name.size() > prefix.size() + 18)
+    return false;
+  int64_t value = 0;
+  for (size_t i = prefix.size(); i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9')
+      return false;
+    value = value * 10 + (name[i] - '0');
+  }
+  step = value;
+  return true;
+}
+
+std::vector<int64_t> listCheckpoints(const std::string &dir) {
+  std::vector<int64_t> steps;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    int64_t step;
+    std::error_code typeEc;
+    if (parseCheckpointName(it->path().filename().string(), step) &&
+        it->is_directory(typeEc))
+      steps.push_back(step);
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+std::string TrainerState::toJson() const {
+  json train =
+      json::parse(trainConfigJson, nullptr, /*allow_exceptions=*/false);
+  if (train.is_discarded())
+    train = nullptr;
+  ordered_json j;
+  j["format_version"] = kCheckpointFormatVersion;
+  j["step"] = step;
+  // A3: the sequences of step s are a pure function of s, B and T.
+  j["data_position"] = step;
+  j["global_batch_size"] = globalBatchSize;
+  j["seq_len"] = seqLen;
+  j["seed"] = seed;
+  j["loss_scale"] = nullptr; // No loss scaling yet.
+  j["train_config"] = train;
+  return j.dump(2) + "\n";
+}
+
+bool TrainerState::fromJson(const std::string &text, const std::string &source,
+                            TrainerState &out, std::string &error) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    error = source + ": malformed JSON, expected a trainer state object";
+    return false;
+  }
+  TrainerState s;
+  int64_t version = 0, position = 0;
+  if (!readInt(j, "format_version", 0, source, version, error))
+    return false;
+  if (version != kCheckpointFormatVersion) {
+    error = source + ": checkpoint format_version " + std::to_string(version) +
+            " is not supported (this llamac reads version " +
+            std::to_string(kCheckpointFormatVersion) + ")";
+    return false;
+  }
+  if (!readInt(j, "step", 0, source, s.step, error) ||
+      !readInt(j, "data_position", 0, source, position, error) ||
+      !readInt(j, "global_batch_size", 1, source, s.globalBatchSize, error) ||
+      !readInt(j, "seq_len", 1, source, s.seqLen, error))
+    return false;
+  if (position != s.step) {
+    error = source + ": data_position " + std::to_string(position) +
+            " != step " + std::to_string(s.step) +
+            " (the data order is a function of the step)";
+    return false;
+  }
+  auto seed = j.find("seed");
+  if (seed == j.end() || !seed->is_number_unsigned()) {
+    error = source + ": field 'seed' must be a non-negative integer, got " +
+            (seed == j.end() ? std::string("nothing") : seed->dump());
+    return false;
+  }
+  s.seed = seed->get<uint64_t>();
+  auto train = j.find("train_config");
+  if (train != j.end() && train->is_object())
+    s.trainConfigJson = train->dump();
+  out = s;
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Saving
+//===----------------------------------------------------------------------===//
+
+bool saveCheckpoint(const std::string &dir, const Executor &exec,
+                    const LlamaConfig &model, const TrainerState &state,
+                    const SaveOptions &options, std::string &savedPath,
+                    std::string &error) {
+  const std::string name = checkpointName(state.step);
+  const std::string finalPath = joinPath(dir, name);
+  const std::string tmp =
+      joinPath(dir, ".tmp-" + name + "-" + std::to_string(::getpid()));
+  std::vector<Slot> weights, moments;
+  if (!collectSlots(exec, model, weights, moments, error))
+    return false;
+
+  // 1. Everything into the temporary directory. The guard removes it on
+  // any failure below, leaving DIR as it was.
+  if (!removeTree(tmp, error))
+    return false;
+  std::error_code ec;
+  fs::create_directory(tmp, ec);
+  if (ec) {
+    error = tmp + ": cannot create checkpoint directory: " + ec.message();
+    return false;
+  }
+  struct Guard {
+    std::string path;
+    ~Guard() {
+      if (!path.empty()) {
+        std::error_code ignored;
+        fs::remove_all(path, ignored);
+      }
+    }
+  } guard{tmp};
+  if (!io::writeSharded(tmp, tensorRefs(exec, weights), options.maxShardBytes,
+                        error) ||
+      !io::writeSafetensors(joinPath(tmp, kOptimizerName),
+                            tensorRefs(exec, moments), error) ||
+      !io::detail::writeFileAtomic(joinPath(tmp, kConfigName), model.toJson(),
+                                   error) ||
+      !io::detail::writeFileAtomic(joinPath(tmp, kTrainerStateName),
+                                   state.toJson(), error) ||
+      !fsyncDirectory(tmp, error))
+    return false;
+
+  // 2. Publish it under its name. A directory already there is the complete
+  // but never published save of a run that crashed before step 3 (resume
+  // then went back to the previous checkpoint and recomputed this step);
+  // `latest` cannot name it, or this step would not be saved again.
+  std::string latestText;
+  std::string ignored;
+  if (io::detail::readFile(joinPath(dir, kLatestName), latestText, ignored) &&
+      latestText == name + "\n") {
+    error = finalPath + ": checkpoint already exists and is the latest one";
+    return false;
+  }
+  if (fs::exists(finalPath, ec) && !retire(dir, name, error))
+    return false;
+  if (::rename(tmp.c_str(), finalPath.c_str()) != 0) {
+    error =
+        finalPath + ": cannot rename " + tmp + " onto it: " + errnoText(errno);
+    return false;
+  }
+  guard.path.clear();
+  if (!fsyncDirectory(dir, error))
+    return false;
+
+  // 3. The pointer (temporary file, fsync, rename, fsync of DIR).
+  if (!io::detail::writeFileAtomic(joinPath(dir, kLatestName), name + "\n",
+                                   error))
+    return false;
+  savedPath = finalPath;
+
+  // 4. Pruning, oldest first, never the new checkpoint; then the leftovers
+  // of interrupted saves and prunings.
+  if (options.keep > 0) {
+    std::vector<int64_t> steps = listCheckpoints(dir);
+    size_t count = steps.size();
+    for (int64_t step : steps) {
+      if (count <= static_cast<size_t>(options.keep))
+        break;
+      if (step == state.step)
+        continue;
+      if (!retire(dir, checkpointName(step), error))
+        return false;
+      --count;
+    }
+  }
+  std::vector<std::string> leftovers;
+  std::error_code listEc;
+  for (fs::directory_iterator it(dir, listEc), end; !listEc && it != end;
+       it.increment(listEc)) {
+    const std::string entry = it->path().filename().string();
+    if (entry.rfind(".tmp-", 0) == 0 ||
+        entry.rfind(std::string(kLatestName) + ".tmp", 0) == 0)
+      leftovers.push_back(joinPath(dir, entry));
+  }
+  for (const std::string &path : leftovers)
+    if (!removeTree(path, error))
+      return false;
+  return fsyncDirectory(dir, error);
+}
+
+//===----------------------------------------------------------------------===//
+// Resuming
+//===----------------------------------------------------------------------===//
+
+bool resolveLatest(const std::string &dir, std::string &checkpointPath,
+                   std::string &error) {
+  const std::string pointer = joinPath(dir, kLatestName);
+  std::error_code ec;
+  if (!fs::exists(pointer, ec)) {
+    std::vector<int64_t> steps = listCheckpoints(dir);
+    error = pointer + ": no checkpoint to resume from (no such file; " +
+            (steps.empty() ? std::string("--resume continues a run that saved "
+                                         "checkpoints to this --save-dir)")
+                           : checkpointName(steps.back()) +
+                                 " was never published: the first save was "
+                                 "interrupted; remove " +
+                                 dir + " to start afresh)");
+    return false;
+  }
+  std::string text;
+  if (!io::detail::readFile(pointer, text, error))
+    return false;
+  std::string name = text;
+  while (!name.empty() &&
+         (name.back() == '\n' || name.back() == '\r' || name.back() == ' '))
+    name.pop_back();
+  int64_t step;
+  if (!parseCheckpointName(name, step)) {
+    error = pointer + ": malformed checkpoint pointer '" + printable(name) +
+            "', expected 'step-<N>'";
+    return false;
+  }
+  checkpointPath = joinPath(dir, name);
+  if (!fs::is_directory(checkpointPath, ec)) {
+    error = checkpointPath + ": checkpoint named by " + pointer + " is missing";
+    return false;
+  }
+  return true;
+}
+
+bool loadCheckpoint(const std::string &path, Executor &exec,
+                    const LlamaConfig &model, const TrainConfig &train,
+                    TrainerState &state, std::string &error) {
+  // 1. The trainer state, and that it continues this plan's data order.
+  const std::string statePath = joinPath(path, kTrainerStateName);
+  std::string text;
+  TrainerState loaded;
+  if (!io::detail::readFile(statePath, text, error) ||
+      !TrainerState::fromJson(text, statePath, loaded, error))
+    return false;
+  int64_t named;
+  std::string base = fs::path(path).filename().string();
+  if (base.empty())
+    base = fs::path(path).parent_path().filename().string();
+  if (parseCheckpointName(base, named) && named != loaded.step) {
+    error = statePath + ": step " + std::to_string(loaded.step) +
+            " does not match the checkpoint's name " + base;
+    return false;
+  }
+  const std::pair<const char *, std::pair<int64_t, int64_t>> batch[] = {
+      {"global_batch_size", {loaded.globalBatchSize, train.globalBatchSize}},
+      {"seq_len", {loaded.seqLen, train.seqLen}}};
+  for (const auto &[field, values] : batch) {
+    if (values.first != values.second) {
+      error = statePath + ": " + field + " is " + std::to_string(values.first) +
+              " in the checkpoint but " + std::to_string(values.second) +
+              " in the plan; resuming would read other sequences than the "
+              "interrupted run (recompile the plan with " +
+              std::to_string(values.first) + ")";
+      return false;
+    }
+  }
+
+  // 2. The model.
+  LlamaConfig saved;
+  const std::string configPath = joinPath(path, kConfigName);
+  if (!LlamaConfig::fromFile(configPath, saved, error) ||
+      !compareModels(saved, model, configPath, error))
+    return false;
+
+  // 3. Both tensor files, completely, before anything is copied.
+  std::vector<Slot> weights, moments;
+  if (!collectSlots(exec, model, weights, moments, error))
+    return false;
+  io::SafetensorsCheckpoint weightFile;
+  if (!weightFile.open(path, error))
+    return false;
+  // open() prefers model.safetensors to an index; errors name that file.
+  std::error_code ec;
+  std::string weightSource = joinPath(path, io::kSafetensorsSingleName);
+  if (!fs::exists(weightSource, ec))
+    weightSource = joinPath(path, io::kSafetensorsIndexName);
+  if (!checkTensors(weightFile, weightFile.names(), weightSource, weights,
+                    error))
+    return false;
+  io::SafetensorsFile optimizer;
+  const std::string optimizerPath = joinPath(path, kOptimizerName);
+  if (!optimizer.open(optimizerPath, error))
+    return false;
+  std::vector<std::string> optimizerNames;
+  for (const io::TensorInfo &t : optimizer.tensors())
+    optimizerNames.push_back(t.name);
+  if (!checkTensors(optimizer, optimizerNames, optimizerPath, moments, error))
+    return false;
+
+  // 4. The values (F32 to F32: a copy, so the resume is exact).
+  for (const Slot &s : weights)
+    if (!weightFile.readAsFloat(
+            s.name, static_cast<float *>(exec.argument(s.argument)), error))
+      return false;
+  for (const Slot &s : moments)
+    if (!optimizer.readAsFloat(
+            s.name, static_cast<float *>(exec.argument(s.argument)), error))
+      return false;
+  if (int64_t *step = static_cast<int64_t *>(exec.argument("step")))
+    *step = loaded.step;
+  state = loaded;
+  return true;
+}
+
+} // namespace exec
+} // namespace llamac

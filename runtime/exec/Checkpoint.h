@@ -1,0 +1,130 @@
+//===- Checkpoint.h - Training checkpoints: save, prune, resume -*- C++ -*-===//
+//
+// The checkpoints of `llamac run --save-dir DIR` (DESIGN.md A5):
+//
+//   DIR/step-00000010/            one directory per saved step
+//         config.json             LlamaConfig::toJson() of the plan's model
+//         model.safetensors       fp32 weights with HF names (or shards
+//                                 model-0000i-of-0000N.safetensors and
+//                                 model.safetensors.index.json beyond
+//                                 SaveOptions::maxShardBytes); no
+//                                 lm_head.weight when tied
+//         optimizer.safetensors   AdamW moments "<param>.exp_avg" and
+//                                 "<param>.exp_avg_sq" (fp32)
+//         trainer_state.json      see TrainerState
+//   DIR/latest                    "step-00000010\n": what --resume loads
+//   DIR/.tmp-*                    a save (or a pruning) in progress, or the
+//                                 leftover of a crashed one
+//
+// A checkpoint directory is what transformers' from_pretrained() loads as is;
+// optimizer.safetensors and trainer_state.json sit beside the weights.
+//
+// Saving (saveCheckpoint) is atomic at every instant:
+//  1. write every file into DIR/.tmp-step-N-<pid>/ (each file written,
+//     fsync'ed and renamed by the safetensors writer), fsync that directory;
+//  2. rename it to DIR/step-N, fsync DIR;
+//  3. replace DIR/latest atomically (temporary file, fsync, rename, fsync);
+//  4. prune: rename the oldest step-* directories beyond `keep` to .tmp-*
+//     names and delete them (never the one just written), and delete stale
+//     .tmp-* entries of earlier, interrupted saves.
+// A crash (even SIGKILL) at any point leaves `latest` naming a complete
+// checkpoint: the previous one until step 3 has happened, the new one after.
+//
+// Resuming (resolveLatest + loadCheckpoint) validates everything before it
+// writes a byte into the executor: the pointer, trainer_state.json (version,
+// step, batch and sequence length against the plan), config.json (every
+// model field against the plan's model), both safetensors files (headers,
+// every expected tensor with its shape and dtype F32, nothing unexpected).
+// Errors are one line naming the file, the field or tensor, and the values.
+//
+// NOTE: the data order is a pure function of the step (A3), so the data
+// position is the step; the model has no dropout, so there is no RNG state to
+// save beyond the seed of the initialisation. A checkpoint's train config
+// (lr, schedule, ...) is recorded but not compared: resuming with another
+// schedule is allowed; another global batch or sequence length is not, since
+// the data position would mean other tokens.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LLAMAC_RUNTIME_EXEC_CHECKPOINT_H
+#define LLAMAC_RUNTIME_EXEC_CHECKPOINT_H
+
+#include "exec/Executor.h"
+#include "exec/PlanLoader.h"
+#include "model/LlamaConfig.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace llamac {
+namespace exec {
+
+/// Version of the checkpoint layout (trainer_state.json "format_version").
+constexpr int64_t kCheckpointFormatVersion = 1;
+/// Model weights beyond this size are written as shards plus an index, the
+/// layout of transformers' save_pretrained (whose default limit is larger).
+constexpr uint64_t kDefaultMaxShardBytes = uint64_t(2) << 30;
+
+constexpr const char *kLatestName = "latest";
+constexpr const char *kOptimizerName = "optimizer.safetensors";
+constexpr const char *kTrainerStateName = "trainer_state.json";
+constexpr const char *kConfigName = "config.json";
+
+/// trainer_state.json: everything besides tensors that a resume needs.
+///   {"format_version": 1, "step": 10, "data_position": 10,
+///    "global_batch_size": 4, "seq_len": 128, "seed": 1234,
+///    "loss_scale": null, "train_config": {...}}
+struct TrainerState {
+  int64_t step = 0;            ///< Completed optimizer steps.
+  int64_t globalBatchSize = 0; ///< The data position's unit (A3).
+  int64_t seqLen = 0;
+  uint64_t seed = 0;           ///< Seed of the initialisation.
+  std::string trainConfigJson; ///< The plan's train config (JSON object).
+
+  std::string toJson() const;
+  /// Parses and checks the fields (data_position == step, version);
+  /// `source` names the file in errors.
+  static bool fromJson(const std::string &text, const std::string &source,
+                       TrainerState &out, std::string &error);
+};
+
+/// "step-00000010" (at least 8 digits).
+std::string checkpointName(int64_t step);
+/// Parses "step-<digits>"; false for anything else.
+bool parseCheckpointName(const std::string &name, int64_t &step);
+/// Steps of the step-* directories in `dir`, ascending (empty when `dir`
+/// does not exist). .tmp-* entries are not checkpoints.
+std::vector<int64_t> listCheckpoints(const std::string &dir);
+
+struct SaveOptions {
+  uint64_t maxShardBytes = kDefaultMaxShardBytes;
+  int64_t keep = 0; ///< Keep the `keep` newest checkpoints; 0: all.
+};
+
+/// Saves the executor's parameters, moments and `state` as
+/// DIR/checkpointName(state.step) by the protocol above; `dir` must exist.
+/// On success `savedPath` is the checkpoint's path. On failure the
+/// temporary directory is removed and `latest` is unchanged.
+bool saveCheckpoint(const std::string &dir, const Executor &exec,
+                    const LlamaConfig &model, const TrainerState &state,
+                    const SaveOptions &options, std::string &savedPath,
+                    std::string &error);
+
+/// The checkpoint DIR/latest names (its path in `checkpointPath`). Errors
+/// when there is no pointer, when it is malformed or names a missing
+/// directory.
+bool resolveLatest(const std::string &dir, std::string &checkpointPath,
+                   std::string &error);
+
+/// Validates the checkpoint at `path` against the plan (`model`, `train`,
+/// the executor's arguments) and only then loads weights, moments and the
+/// step counter into `exec`, and the trainer state into `state`.
+/// Precondition: checkPlanParameters() succeeded.
+bool loadCheckpoint(const std::string &path, Executor &exec,
+                    const LlamaConfig &model, const TrainConfig &train,
+                    TrainerState &state, std::string &error);
+
+} // namespace exec
+} // namespace llamac
+
+#endif // LLAMAC_RUNTIME_EXEC_CHECKPOINT_H
