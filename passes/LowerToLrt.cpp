@@ -9,6 +9,7 @@
 #include "dialects/lrt/LrtDialect.h"
 #include "passes/Passes.h"
 
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/IR/Builders.h"
 
 #define DEBUG_TYPE "llm-lower-to-lrt"
@@ -27,6 +28,20 @@ struct LlmLowerToLrtPass
   void runOnOperation() override;
 };
 } // namespace
+
+/// The runtime's all_reduce kernel: the grid axes as a list and the
+/// reduction by name (docs/plan-format.md).
+static lrt::KernelOp lowerAllReduce(OpBuilder &b, shard::AllReduceOp op) {
+  SmallVector<int64_t> axes(op.getGridAxes().begin(), op.getGridAxes().end());
+  NamedAttribute params[] = {
+      b.getNamedAttr("grid_axes", b.getDenseI64ArrayAttr(axes)),
+      b.getNamedAttr("reduction", b.getStringAttr(shard::stringifyReductionKind(
+                                      op.getReduction())))};
+  return lrt::KernelOp::create(b, op.getLoc(), op->getResultTypes(),
+                               b.getStringAttr("all_reduce"),
+                               op->getOperands(), b.getDictionaryAttr(params),
+                               /*inplace=*/nullptr, /*offsets=*/nullptr);
+}
 
 /// For each result, the operand whose storage it reuses (-1: none).
 static SmallVector<int64_t> inplaceOperands(Operation *op) {
@@ -47,9 +62,17 @@ void LlmLowerToLrtPass::runOnOperation() {
   for (Operation *op : ops) {
     if (isa<func::ReturnOp>(op))
       continue;
+    if (auto allReduce = dyn_cast<shard::AllReduceOp>(op)) {
+      builder.setInsertionPoint(op);
+      lrt::KernelOp kernel = lowerAllReduce(builder, allReduce);
+      op->replaceAllUsesWith(kernel->getResults());
+      op->erase();
+      continue;
+    }
     if (op->getDialect() != llmDialect) {
       op->emitError("cannot lower op '")
-          << op->getName() << "' to the runtime: only llm ops have kernels";
+          << op->getName()
+          << "' to the runtime: only llm ops and shard.all_reduce have kernels";
       return signalPassFailure();
     }
     builder.setInsertionPoint(op);

@@ -5,6 +5,7 @@
 #include "dialects/llm/LlmOps.h"
 #include "dialects/lrt/LrtDialect.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Shard/IR/ShardDialect.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassOptions.h"
 
@@ -29,7 +30,13 @@ struct TrainPipelineOptions
   Option<double> weightDecay{*this, "weight-decay", llvm::cl::init(0.0)};
   Option<double> clipGradNorm{*this, "clip-grad-norm", llvm::cl::init(0.0)};
   Option<double> clipGradValue{*this, "clip-grad-value", llvm::cl::init(0.0)};
+  Option<int64_t> dp{*this, "dp", llvm::cl::init(1)};
+  Option<int64_t> tp{*this, "tp", llvm::cl::init(1)};
+  Option<int64_t> pp{*this, "pp", llvm::cl::init(1)};
 };
+
+/// Name of the device grid symbol (upstream shard.grid), shape pp x dp x tp.
+inline constexpr llvm::StringLiteral kWorldGrid = "world";
 
 /// Appends the training pipeline (autodiff, optimizer, cleanup) to `pm`.
 void buildTrainPipeline(mlir::OpPassManager &pm,

@@ -78,6 +78,40 @@ def LlmOptimizer : Pass<"llm-optimizer", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::llamac::llm::LlmDialect"];
 }
 
+def LlmGradAllReduce : Pass<"llm-grad-allreduce", "::mlir::ModuleOp"> {
+  let summary = "Sum gradients and the loss over the data-parallel grid axis";
+  let description = [{
+    Makes a per-rank training step data parallel. Each data-parallel rank
+    computes the loss of its slice of the global batch, already divided by
+    the global token count (`normalizer`), so the global loss and gradients
+    are the SUM of the ranks' partial values. The pass declares the device
+    grid `@world` of shape `pp x dp x tp` (upstream `shard.grid`; axis 1 is
+    data parallel, rank order DESIGN.md A4) and replaces every `grad` and
+    `loss` result by a `shard.all_reduce` over axis 1. It runs between
+    llm-autodiff and llm-optimizer, so clipping and AdamW see the global
+    gradients and every rank makes the same update.
+
+    ```mlir
+    shard.grid @world(shape = 1x2x1)
+    func.func @train_step(...) {
+      ...
+      %g = shard.all_reduce %dw on @world grid_axes = [1] : tensor<8x8xf32> -> tensor<8x8xf32>
+      return %loss, %g : ...
+    }
+    ```
+    With `dp = 1` there is nothing to reduce and the module is unchanged.
+
+    NOTE: no bucketing or overlap yet: one all-reduce per gradient, placed
+    at the end of the backward pass.
+  }];
+  let options = [
+    Option<"dp", "dp", "int64_t", "1", "Data-parallel size">,
+    Option<"tp", "tp", "int64_t", "1", "Tensor-parallel size (grid shape)">,
+    Option<"pp", "pp", "int64_t", "1", "Pipeline-parallel size (grid shape)">,
+  ];
+  let dependentDialects = ["::mlir::shard::ShardDialect"];
+}
+
 def LlmLowerToLrt : Pass<"llm-lower-to-lrt", "::mlir::func::FuncOp"> {
   let summary = "Lower llm ops to backend-neutral lrt kernel calls";
   let description = [{

@@ -15,8 +15,13 @@ using namespace mlir;
 
 void llamac::buildTrainPipeline(OpPassManager &pm,
                                 const TrainPipelineOptions &options) {
+  pm.addNestedPass<func::FuncOp>(createLlmAutodiff());
+  LlmGradAllReduceOptions reduce;
+  reduce.dp = options.dp;
+  reduce.tp = options.tp;
+  reduce.pp = options.pp;
+  pm.addPass(createLlmGradAllReduce(reduce));
   OpPassManager &fpm = pm.nest<func::FuncOp>();
-  fpm.addPass(createLlmAutodiff());
   LlmOptimizerOptions opt;
   opt.lr = options.lr;
   opt.minLr = options.minLr;
@@ -46,7 +51,7 @@ void llamac::registerTrainPipeline() {
       buildLowerPipeline);
   PassPipelineRegistration<TrainPipelineOptions>(
       "llamac-train-pipeline",
-      "Forward graph to training step: llm-autodiff, llm-optimizer, cse, "
-      "canonicalize",
+      "Forward graph to training step: llm-autodiff, llm-grad-allreduce, "
+      "llm-optimizer, cse, canonicalize",
       buildTrainPipeline);
 }

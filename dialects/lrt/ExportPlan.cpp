@@ -148,15 +148,22 @@ FailureOr<fb::Offset<plan::Program>> ProgramWriter::write(int rank) {
     for (NamedAttribute attr : kernel.getParams()) {
       int64_t ival = 0;
       double fval = 0;
+      std::vector<int64_t> ints;
+      std::string str;
       if (auto i = dyn_cast<IntegerAttr>(attr.getValue()))
         ival = i.getInt(), fval = double(ival);
       else if (auto f = dyn_cast<FloatAttr>(attr.getValue()))
         fval = f.getValueAsDouble();
+      else if (auto list = dyn_cast<DenseI64ArrayAttr>(attr.getValue()))
+        ints.assign(list.asArrayRef().begin(), list.asArrayRef().end());
+      else if (auto s = dyn_cast<StringAttr>(attr.getValue()))
+        str = s.getValue().str();
       else
         return kernel.emitError("parameter '")
-               << attr.getName() << "' is neither an integer nor a float";
-      attrs.push_back(plan::CreateAttrDirect(
-          fbb, attr.getName().str().c_str(), ival, fval));
+               << attr.getName()
+               << "' is not an integer, float, integer list or string";
+      attrs.push_back(plan::CreateAttrDirect(fbb, attr.getName().str().c_str(),
+                                             ival, fval, &ints, str.c_str()));
     }
     instrs.push_back(plan::CreateInstr(
         fbb, fbb.CreateString(kernel.getKernel().str()),
@@ -188,17 +195,25 @@ FailureOr<fb::Offset<plan::Program>> ProgramWriter::write(int rank) {
 LogicalResult llamac::exportPlan(ModuleOp module, const PlanMetadata &meta,
                                  std::string &bytes) {
   fb::FlatBufferBuilder fbb(1 << 16);
+  // One function per rank in rank order; a single function is the SPMD
+  // program of every rank.
+  SmallVector<func::FuncOp> funcs(module.getOps<func::FuncOp>());
+  int worldSize = meta.dp * meta.tp * meta.pp;
+  if (funcs.empty())
+    return module.emitError("contains no function to export");
+  if (funcs.size() != 1 && int(funcs.size()) != worldSize)
+    return module.emitError("has ")
+           << funcs.size() << " functions for " << worldSize
+           << " ranks: expected one per rank, or one for all";
   std::vector<fb::Offset<plan::Program>> programs;
-  int rank = 0;
-  for (auto func : module.getOps<func::FuncOp>()) {
+  for (int rank = 0; rank < worldSize; ++rank) {
+    func::FuncOp func = funcs.size() == 1 ? funcs.front() : funcs[rank];
     FailureOr<fb::Offset<plan::Program>> program =
-        ProgramWriter(fbb, func).write(rank++);
+        ProgramWriter(fbb, func).write(rank);
     if (failed(program))
       return failure();
     programs.push_back(*program);
   }
-  if (programs.empty())
-    return module.emitError("contains no function to export");
   auto root = plan::CreatePlanDirect(
       fbb, plan::kPlanFormatVersion, meta.modelConfigJson.c_str(),
       meta.trainConfigJson.c_str(), meta.dp, meta.tp, meta.pp,

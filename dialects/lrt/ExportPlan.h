@@ -20,8 +20,8 @@ struct PlanMetadata {
   int dp = 1, tp = 1, pp = 1;
 };
 
-/// Serializes every `func.func` of `module` (one per rank, in rank order)
-/// into `bytes`. Fails with a diagnostic on IR the runtime cannot execute
+/// Serializes the `func.func`s of `module` into `bytes`: one per rank in rank
+/// order, or a single one that every rank runs (SPMD). Fails with a diagnostic on IR the runtime cannot execute
 /// (missing memory plan, unsupported element type, ...).
 mlir::LogicalResult exportPlan(mlir::ModuleOp module, const PlanMetadata &meta,
                                std::string &bytes);

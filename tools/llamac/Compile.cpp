@@ -68,6 +68,9 @@ static void setPipelineOptions(const TrainOptions &t,
   o.weightDecay = t.weightDecay;
   o.clipGradNorm = t.clipGradNorm;
   o.clipGradValue = t.clipGradValue;
+  o.dp = t.dp;
+  o.tp = t.tp;
+  o.pp = t.pp;
 }
 
 /// The training configuration stored in the plan (docs/plan-format.md).
@@ -116,10 +119,11 @@ int llamac::runCompile(const CompileOptions &options) {
 
   // 2. The forward graph.
   MLIRContext context;
-  context.loadDialect<llm::LlmDialect, lrt::LrtDialect, func::FuncDialect>();
+  context.loadDialect<llm::LlmDialect, lrt::LrtDialect, func::FuncDialect,
+                      shard::ShardDialect>();
   GraphShape shape;
   shape.seqLen = train.seqLen;
-  shape.batch = train.microBatch ? train.microBatch : train.globalBatch;
+  shape.batch = train.microBatch ? train.microBatch : train.globalBatch / train.dp;
   shape.globalTokens = train.globalBatch * train.seqLen;
   OwningOpRef<ModuleOp> module = buildForwardGraph(context, config, shape);
   if (failed(verify(*module)))
@@ -170,11 +174,13 @@ int llamac::runCompile(const CompileOptions &options) {
   timer.done("write plan");
 
   auto func = *module->getOps<func::FuncOp>().begin();
+  int ranks = train.dp * train.tp * train.pp;
   int64_t arena =
       func->getAttrOfType<IntegerAttr>(lrt::kArenaBytesAttr).getInt();
   if (!options.quiet)
     llvm::outs() << "wrote " << options.output << ": " << config.name << ", "
-               << config.numParameters() << " parameters, arena "
+               << config.numParameters() << " parameters, " << ranks
+               << (ranks == 1 ? " rank" : " ranks") << ", arena "
                << llvm::format("%.2f", arena / 1048576.0) << " MiB, "
                << bytes.size() << " bytes\n";
   return 0;

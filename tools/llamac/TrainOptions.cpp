@@ -92,11 +92,16 @@ bool TrainOptions::validate(std::string &error) const {
             " (or be 0 for a constant rate)";
     return false;
   }
-  if (dp != 1 || tp != 1 || pp != 1) {
+  if (tp != 1 || pp != 1) {
     error = "layout dp=" + std::to_string(dp) + " tp=" + std::to_string(tp) +
             " pp=" + std::to_string(pp) +
-            " is not supported yet: this build compiles single-rank plans "
-            "only (dp = tp = pp = 1)";
+            " is not supported yet: tensor and pipeline parallelism are not "
+            "implemented (use --tp 1 --pp 1)";
+    return false;
+  }
+  if (globalBatch % dp != 0) {
+    error = "--global-batch-size " + std::to_string(globalBatch) +
+            " is not divisible by --dp " + std::to_string(dp);
     return false;
   }
   if (precision != "fp32") {
