@@ -57,3 +57,25 @@ function(llamac_add_unittest name)
   add_test(NAME ${name}Tests COMMAND ${name}Tests)
   set_property(GLOBAL APPEND PROPERTY LLAMAC_UNITTESTS ${name}Tests)
 endfunction()
+
+# llamac_add_mpi_test(NAME SOURCES... LIBS libs... NP n)
+# A GoogleTest executable with its own main (runtime/comm/tests/MpiTestMain.cpp)
+# that runs under mpirun: built into <build>/bin, where the unit suite (which
+# runs executables without mpirun) does not look; registered with ctest as
+# `mpirun -np n NAME`; listed in LLAMAC_MPI_TESTS for the lit suites, whose
+# test/e2e/mpi-*.test files launch it. Only with LLAMAC_ENABLE_MPI.
+function(llamac_add_mpi_test name)
+  cmake_parse_arguments(ARG "" "NP" "SOURCES;LIBS" ${ARGN})
+  if(NOT LLAMAC_ENABLE_TESTS OR NOT LLAMAC_ENABLE_MPI)
+    return()
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} LlamacComm GTest::gtest)
+  # --allow-run-as-root: CI containers run as root (OpenMPI's mpirun).
+  add_test(NAME ${name}
+    COMMAND ${MPIEXEC_EXECUTABLE} --allow-run-as-root --oversubscribe
+            ${MPIEXEC_NUMPROC_FLAG} ${ARG_NP} $<TARGET_FILE:${name}>)
+  set_tests_properties(${name} PROPERTIES TIMEOUT 300
+    ENVIRONMENT OMP_NUM_THREADS=1)
+  set_property(GLOBAL APPEND PROPERTY LLAMAC_MPI_TESTS ${name})
+endfunction()

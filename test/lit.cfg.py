@@ -25,8 +25,21 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [config.llamac_tools_dir, config.llvm_tools_dir]
-tools = ["llamac-opt", ToolSubst("llamac", unresolved="ignore")]
+tools = ["llamac-opt", ToolSubst("llamac", unresolved="ignore"),
+         ToolSubst("llamac-mpi-comm-tests", unresolved="ignore"),
+         ToolSubst("llamac-mpi-exec-tests", unresolved="ignore")]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# Multi-rank tests (test/e2e/mpi-*.test) need the MPI build and mpirun.
+# %mpirun runs as root in CI containers and oversubscribes small machines;
+# one OpenMP thread per rank keeps N ranks from fighting over the cores.
+import shutil
+mpirun = shutil.which("mpirun")
+if getattr(config, "mpi_enabled", False) and mpirun:
+    config.available_features.add("mpi")
+    config.substitutions.append(
+        ("%mpirun", "env OMP_NUM_THREADS=1 %s --allow-run-as-root "
+         "--oversubscribe" % mpirun))
 
 # The PyTorch reference runs on Debian's python3-torch (/usr/bin/python3).
 import subprocess

@@ -1,6 +1,7 @@
 //===- Executor.cpp - Run one program of a plan ----------------------------===//
 #include "exec/Executor.h"
 
+#include "comm/Comm.h"
 #include "exec/PlanLoader.h"
 #include "llamac/runtime/Kernels.h"
 
@@ -73,13 +74,22 @@ void *Executor::tensorPointer(int index) const {
   return arguments_[t.offset()].data;
 }
 
-bool Executor::init(const plan::Program &program, std::string &error) {
+/// The communicator of executors that are given none: one rank alone.
+static comm::Comm &singleRank() {
+  static comm::LocalComm local;
+  return local;
+}
+
+bool Executor::init(const plan::Program &program, comm::Comm *comm,
+                    std::string &error) {
   program_ = &program;
+  comm_ = comm ? comm : &singleRank();
   arenaBytes_ = program.arena_bytes();
   arguments_.clear();
   allocations_.clear();
   ops_.clear();
   normOperands_.clear();
+  reduceAxes_.clear();
 
   // 1. Memory: the arena and one buffer per argument.
   arena_ = nullptr;
@@ -104,10 +114,13 @@ bool Executor::init(const plan::Program &program, std::string &error) {
   if (!program.instrs())
     return true;
   ops_.reserve(program.instrs()->size());
-  for (const plan::Instr *instr : *program.instrs()) {
+  for (flatbuffers::uoffset_t index = 0; index < program.instrs()->size();
+       ++index) {
+    const plan::Instr *instr = program.instrs()->Get(index);
     const KernelSpec *spec = findKernel(instr->kernel()->c_str());
     Op op;
     op.kernel = spec->kernel;
+    op.instr = static_cast<int32_t>(index);
     std::string why;
     resolveAttrs(*spec, *instr, op.attrs, why); // Verified by the loader.
     auto inT = [&](int i) -> const plan::Tensor & {
@@ -201,6 +214,23 @@ bool Executor::init(const plan::Program &program, std::string &error) {
     case Kernel::AdamW: // n
       s[0] = numElements(inT(op.kernel == Kernel::SwigluGrad ? 1 : 0));
       break;
+    case Kernel::AllReduce: { // n, axes index, reduction
+      s[0] = numElements(inT(0));
+      s[1] = static_cast<int64_t>(reduceAxes_.size());
+      comm::Reduction reduction = comm::Reduction::Sum;
+      comm::parseReduction(op.attrs.text[1]->str(), reduction); // Verified.
+      s[2] = static_cast<int64_t>(reduction);
+      reduceAxes_.emplace_back(op.attrs.list[0]->begin(),
+                               op.attrs.list[0]->end());
+      if (!comm_->hasGrid()) {
+        error =
+            instrError(op, "the communicator (" + std::string(comm_->name()) +
+                               ", " + std::to_string(comm_->size()) +
+                               " ranks) has no device grid");
+        return false;
+      }
+      break;
+    }
     case Kernel::GlobalNorm:
     case Kernel::ClipCoef:
     case Kernel::LrSchedule:
@@ -211,7 +241,16 @@ bool Executor::init(const plan::Program &program, std::string &error) {
   return true;
 }
 
-void Executor::run() {
+std::string Executor::instrError(const Op &op, const std::string &why) const {
+  const plan::Instr &instr = *program_->instrs()->Get(op.instr);
+  std::string loc = instr.loc() && instr.loc()->size()
+                        ? " (" + instr.loc()->str() + ")"
+                        : std::string();
+  return "instr " + std::to_string(op.instr) + " '" + instr.kernel()->str() +
+         "'" + loc + ": " + why;
+}
+
+bool Executor::run(std::string &error) {
   for (const Op &op : ops_) {
     const int64_t *s = op.size;
     const double *r = op.attrs.real;
@@ -315,8 +354,23 @@ void Executor::run() {
                       step + 1);
       break;
     }
+    case Kernel::AllReduce: {
+      // In place on the output: copy first when it is a fresh buffer (the
+      // verifier allows only exact aliasing or none).
+      if (op.out[0] != op.in[0])
+        std::memcpy(op.out[0], op.in[0], static_cast<size_t>(s[0]) * 4);
+      std::string why;
+      if (!comm_->allReduce(op.out[0], s[0], comm::DType::F32,
+                            static_cast<comm::Reduction>(s[2]),
+                            reduceAxes_[s[1]], why)) {
+        error = instrError(op, why);
+        return false;
+      }
+      break;
+    }
     }
   }
+  return true;
 }
 
 int64_t Executor::argumentBytesTotal() const {

@@ -1,4 +1,5 @@
-//===- Executor.h - Run one program of a plan ----------------------*- C++ -*-===//
+//===- Executor.h - Run one program of a plan ----------------------*- C++
+//-*-===//
 //
 // An Executor owns the memory of one rank's Program and runs its
 // instructions in order on the CPU backend (llamac::kernels::*<float>).
@@ -19,6 +20,11 @@
 // Scalars (loss, grad_norm, lr, clip coefficients) are f32 tensors of one
 // element; `step` is an i64 scalar, the 0-based count of steps already taken.
 //
+// Collectives (all_reduce) go to the communicator given to init(): the
+// ranks of the job (comm/Comm.h), each running its own program of the plan.
+// Without one, the executor is alone (a LocalComm: reductions over one rank
+// leave the data as it is).
+//
 // NOTE: run() does not advance `step`; the caller (Trainer) sets it before
 // each run.
 //
@@ -35,6 +41,10 @@
 #include <vector>
 
 namespace llamac {
+namespace comm {
+class Comm;
+} // namespace comm
+
 namespace exec {
 
 /// The learning rate of 0-based step `step` (docs/plan-format.md,
@@ -54,12 +64,21 @@ public:
 
   /// Prepares `program` (verified by loadPlan) for execution: allocates and
   /// zeroes the arena and the argument buffers, resolves every instruction.
-  /// Fails (with a message naming the buffer and its size) only when memory
-  /// cannot be allocated.
-  bool init(const plan::Program &program, std::string &error);
+  /// `comm` (not owned; must outlive the executor) runs the collectives;
+  /// nullptr means a single rank. Fails (with a message naming the buffer
+  /// and its size) when memory cannot be allocated, or when the program has
+  /// collectives and `comm` has no device grid covering its world
+  /// (Comm::setGrid).
+  bool init(const plan::Program &program, comm::Comm *comm, std::string &error);
+  /// init() for a single rank.
+  bool init(const plan::Program &program, std::string &error) {
+    return init(program, nullptr, error);
+  }
 
-  /// Executes the instructions in order.
-  void run();
+  /// Executes the instructions in order. Fails only when a collective fails
+  /// ("instr 12 'all_reduce' (loc): <the communicator's error>"); the ranks
+  /// of the job are then out of step, and the caller ends the job.
+  bool run(std::string &error);
 
   const plan::Program &program() const { return *program_; }
   int64_t arenaBytes() const { return arenaBytes_; }
@@ -112,6 +131,7 @@ private:
     int64_t size[5] = {}; ///< Kernel-specific sizes, see init().
     AttrValues attrs;
     int32_t normBegin = 0, normCount = 0; ///< global_norm operands.
+    int32_t instr = 0; ///< Index in Program.instrs, for errors.
   };
   struct NormOperand {
     const float *data;
@@ -121,13 +141,18 @@ private:
   void *allocate(int64_t bytes, const std::string &what, std::string &error);
   void *tensorPointer(int index) const;
 
+  /// The error of instruction op.instr: "instr 3 'all_reduce' (loc): why".
+  std::string instrError(const Op &op, const std::string &why) const;
+
   const plan::Program *program_ = nullptr;
+  comm::Comm *comm_ = nullptr;
   int64_t arenaBytes_ = 0;
   void *arena_ = nullptr;
   std::vector<Buffer> arguments_;
   std::vector<std::unique_ptr<void, Release>> allocations_;
   std::vector<Op> ops_;
   std::vector<NormOperand> normOperands_;
+  std::vector<std::vector<int>> reduceAxes_; ///< all_reduce grid axes.
 };
 
 } // namespace exec

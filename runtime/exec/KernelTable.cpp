@@ -9,9 +9,12 @@ namespace {
 
 constexpr AttrKind I = AttrKind::Int;
 constexpr AttrKind R = AttrKind::Real;
+constexpr AttrKind L = AttrKind::IntList;
+constexpr AttrKind S = AttrKind::String;
 
 // docs/plan-format.md, "Kernels". Attribute kinds follow the llm op
-// definitions (I64Attr -> Int, F64Attr -> Real).
+// definitions (I64Attr -> Int, F64Attr -> Real) and shard.all_reduce's
+// (grid axes -> IntList, reduction kind -> String).
 const KernelSpec kKernels[] = {
     {"embedding", Kernel::Embedding, 2, 1, 0, {}},
     {"embedding_grad", Kernel::EmbeddingGrad, 2, 1, 0, {}},
@@ -72,6 +75,12 @@ const KernelSpec kKernels[] = {
       {"beta2", R, true, 0},
       {"eps", R, true, 0},
       {"weight_decay", R, true, 0}}},
+    {"all_reduce",
+     Kernel::AllReduce,
+     1,
+     1,
+     2,
+     {{"grid_axes", L, true, 0}, {"reduction", S, true, 0}}},
 };
 
 } // namespace
@@ -121,6 +130,8 @@ bool resolveAttrs(const KernelSpec &spec, const plan::Instr &instr,
       seen[index] = true;
       out.real[index] = attr->fval();
       out.integer[index] = attr->ival();
+      out.list[index] = attr->ints();
+      out.text[index] = attr->str();
     }
   }
   for (int a = 0; a < spec.numAttrs; ++a) {

@@ -41,15 +41,18 @@ enum class Kernel : uint8_t {
   ClipByValue,
   LrSchedule,
   AdamW,
+  AllReduce,
 };
 
-enum class AttrKind : uint8_t { Int, Real };
+/// Where an attribute's value is in plan::Attr: Int in `ival`, Real in
+/// `fval`, IntList in `ints`, String in `str`.
+enum class AttrKind : uint8_t { Int, Real, IntList, String };
 
 struct AttrSpec {
   const char *name;
-  AttrKind kind;   ///< Int attributes are read from `ival`, Real from `fval`.
+  AttrKind kind;
   bool required;
-  double fallback; ///< Value of an absent optional attribute.
+  double fallback; ///< Value of an absent optional Int or Real attribute.
 };
 
 constexpr int kMaxAttrs = 4;
@@ -69,9 +72,13 @@ const KernelSpec *findKernel(const char *name);
 std::string kernelNames();
 
 /// An instruction's attribute values, in the order of KernelSpec::attrs.
+/// Lists and strings point into the plan's bytes (nullptr when absent), so
+/// the plan must outlive the values.
 struct AttrValues {
   double real[kMaxAttrs] = {};
   int64_t integer[kMaxAttrs] = {};
+  const flatbuffers::Vector<int64_t> *list[kMaxAttrs] = {};
+  const flatbuffers::String *text[kMaxAttrs] = {};
 };
 
 /// Reads `instr`'s attributes for `spec`: every required attribute present,

@@ -1,6 +1,7 @@
 //===- ProgramVerifier.cpp - Semantic checks of one program ----------------===//
 #include "exec/ProgramVerifier.h"
 
+#include "comm/Comm.h"
 #include "exec/KernelTable.h"
 #include "exec/PlanLoader.h"
 
@@ -312,6 +313,30 @@ private:
     for (int a = 0; a < spec.numAttrs; ++a) {
       const AttrSpec &as = spec.attrs[a];
       std::string name = as.name;
+      if (as.kind == AttrKind::IntList) {
+        // grid_axes (the only list): axes of the [pp, dp, tp] grid.
+        std::vector<int64_t> axes;
+        if (const auto *list = attrs.list[a])
+          axes.assign(list->begin(), list->end());
+        comm::AxisMask mask;
+        std::string reason;
+        if (!comm::gridAxesMask(axes.data(), axes.size(), mask, reason)) {
+          why = "attribute '" + name + "' = " + reason;
+          return false;
+        }
+        continue;
+      }
+      if (as.kind == AttrKind::String) {
+        // reduction (the only string): sum, max or min.
+        std::string value = attrs.text[a] ? attrs.text[a]->str() : "";
+        comm::Reduction reduction;
+        if (!comm::parseReduction(value, reduction)) {
+          why = "attribute '" + name + "' = '" + value +
+                "', expected sum, max or min";
+          return false;
+        }
+        continue;
+      }
       if (as.kind == AttrKind::Real && !std::isfinite(attrs.real[a])) {
         why = "attribute '" + name + "' must be finite";
         return false;
@@ -399,6 +424,7 @@ private:
         case Kernel::Add:
         case Kernel::Scale:
         case Kernel::ClipByValue:
+        case Kernel::AllReduce:
           inPlace = exact && (spec.kernel != Kernel::Scale || i == 0);
           break;
         case Kernel::AdamW:
@@ -625,6 +651,8 @@ private:
       return numel(O, 0, numElements(in(0)));
     case Kernel::LrSchedule:
       return numel(I, 0, 1) && numel(O, 0, 1);
+    case Kernel::AllReduce:
+      return numel(O, 0, numElements(in(0)));
     case Kernel::AdamW: {
       int64_t n = numElements(in(0));
       return numel(I, 1, n) && numel(I, 2, n) && numel(I, 3, n) &&

@@ -1,4 +1,5 @@
-//===- ProgramVerifier.h - Semantic checks of one program ---------*- C++ -*-===//
+//===- ProgramVerifier.h - Semantic checks of one program ---------*- C++
+//-*-===//
 //
 // The checks loadPlan() runs on each Program after the FlatBuffers verifier
 // (which only guarantees that offsets and vectors lie inside the buffer):
@@ -14,8 +15,10 @@
 //  5. instructions: known kernel, arity, tensor indices, attributes (kind,
 //     presence, range), operand dtypes and shapes (docs/plan-format.md), and
 //     no output overlapping an input or another output except the in-place
-//     forms (add, scale, clip_by_value exactly over an input; adamw over
-//     p, m, v).
+//     forms (add, scale, clip_by_value, all_reduce exactly over an input;
+//     adamw over p, m, v); all_reduce's grid_axes (at least one axis of the
+//     [pp, dp, tp] grid, each in [0, 3), none repeated) and reduction (sum,
+//     max or min).
 // Internal to LlamacExec.
 //
 //===----------------------------------------------------------------------===//

@@ -1,6 +1,7 @@
 //===- Trainer.cpp - The training loop of `llamac run` ---------------------===//
 #include "exec/Trainer.h"
 
+#include "comm/Comm.h"
 #include "exec/Checkpoint.h"
 #include "exec/Executor.h"
 #include "exec/Init.h"
@@ -47,27 +48,28 @@ std::string mib(int64_t bytes) {
   return format("%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
 }
 
-/// Checks that `exec`'s program is a training step the loop can drive and
-/// finds its token buffers.
+/// Checks that `exec`'s program (that of `rank`) is a training step the
+/// loop can drive and finds its token buffers.
 bool checkTrainingProgram(const Executor &exec, const LoadedPlan &plan,
-                          std::string &error) {
+                          int rank, std::string &error) {
   const TrainConfig &tc = plan.train;
-  const std::string &src = plan.path;
+  const std::string src = plan.path + ": program " + std::to_string(rank);
   if (tc.microbatches != 1) {
-    error = src + ": plan accumulates " + std::to_string(tc.microbatches) +
+    error = plan.path + ": plan accumulates " +
+            std::to_string(tc.microbatches) +
             " microbatches per step; not supported by this runtime yet";
     return false;
   }
   if (tc.globalBatchSize != tc.microBatchSize * plan.plan->dp()) {
-    error = src + ": global_batch_size " +
-            std::to_string(tc.globalBatchSize) +
-            " != micro_batch_size " + std::to_string(tc.microBatchSize) +
-            " * dp " + std::to_string(plan.plan->dp());
+    error = plan.path + ": global_batch_size " +
+            std::to_string(tc.globalBatchSize) + " != micro_batch_size " +
+            std::to_string(tc.microBatchSize) + " * dp " +
+            std::to_string(plan.plan->dp());
     return false;
   }
   for (const char *role : {"tokens", "targets", "step"}) {
     if (exec.findArgument(role) < 0) {
-      error = src + ": program 0 has no '" + std::string(role) +
+      error = src + " has no '" + std::string(role) +
               "' argument; not a training step";
       return false;
     }
@@ -75,8 +77,8 @@ bool checkTrainingProgram(const Executor &exec, const LoadedPlan &plan,
   for (const char *role : {"tokens", "targets"}) {
     const plan::Tensor &t = exec.argumentTensor(exec.findArgument(role));
     if (numElements(t) != tc.microBatchSize * tc.seqLen) {
-      error = src + ": program 0 argument '" + std::string(role) +
-              "' has shape " + shapeString(t) + ", expected [" +
+      error = src + " argument '" + std::string(role) + "' has shape " +
+              shapeString(t) + ", expected [" +
               std::to_string(tc.microBatchSize) + ", " +
               std::to_string(tc.seqLen) + "] (micro_batch_size, seq_len)";
       return false;
@@ -84,12 +86,43 @@ bool checkTrainingProgram(const Executor &exec, const LoadedPlan &plan,
   }
   for (const char *role : {"loss", "lr"}) {
     if (!exec.scalarResultPtr(role)) {
-      error = src + ": program 0 has no '" + std::string(role) +
+      error = src + " has no '" + std::string(role) +
               "' result; not a training step";
       return false;
     }
   }
   return true;
+}
+
+/// The plan's layout against the ranks of the job (DESIGN.md A4: world size
+/// = dp * tp * pp), and what this runtime runs of it.
+bool checkLayout(const LoadedPlan &plan, const comm::Comm &comm,
+                 std::string &error) {
+  const comm::Grid grid{plan.plan->pp(), plan.plan->dp(), plan.plan->tp()};
+  if (grid.tp != 1 || grid.pp != 1) {
+    error = plan.path + ": layout " + grid.toString() +
+            ": tensor and pipeline parallelism (tp, pp > 1) are not "
+            "supported by this runtime yet (parameter shards, stage "
+            "transfers and their checkpoints); data parallelism is";
+    return false;
+  }
+  const int need = grid.size(), have = comm.size();
+  if (need == have)
+    return true;
+  auto ranks = [](int n) {
+    return std::to_string(n) + (n == 1 ? " rank" : " ranks");
+  };
+  error = plan.path + ": plan needs " + ranks(need) + " (" + grid.toString() +
+          "); launched with " + ranks(have) + ": ";
+  if (need == 1) {
+    error += "run it without mpirun (or with mpirun -np 1)";
+  } else {
+    error += "run it with mpirun -np " + std::to_string(need);
+    if (!comm::mpiAvailable())
+      error += " (this llamac was built without MPI: configure with "
+               "-DLLAMAC_ENABLE_MPI=ON)";
+  }
+  return false;
 }
 
 /// The checkpoint flags, and that --save-dir can take this run's
@@ -177,82 +210,120 @@ private:
   bool shown_ = false;
 };
 
-} // namespace
-
-int runTraining(const RunOptions &options, std::string &error) {
-  // 1. Options.
+/// --steps, --data and the checkpoint flags.
+bool checkOptions(const RunOptions &options, std::string &error) {
   if (options.steps <= 0) {
     error = "--steps must be a positive number of steps, got " +
             std::to_string(options.steps);
-    return 1;
+    return false;
   }
   if (options.dataPaths.empty()) {
     error = "no token data given (--data FILE)";
-    return 1;
+    return false;
   }
-  if (!checkCheckpointOptions(options, error))
+  return checkCheckpointOptions(options, error);
+}
+
+/// Creates --save-dir and the --metrics file (rank 0). On failure nothing
+/// is left behind.
+bool openOutputs(const RunOptions &options, std::FILE *&metrics,
+                 std::string &error) {
+  namespace fs = std::filesystem;
+  bool createdSaveDir = false;
+  if (!options.saveDir.empty()) {
+    std::error_code ec;
+    createdSaveDir = fs::create_directories(options.saveDir, ec);
+    if (ec) {
+      error = options.saveDir + ": cannot create --save-dir: " + ec.message();
+      return false;
+    }
+  }
+  if (!options.metricsPath.empty()) {
+    metrics = std::fopen(options.metricsPath.c_str(), "w");
+    if (!metrics) {
+      error = options.metricsPath +
+              ": cannot create metrics file: " + std::strerror(errno);
+      if (createdSaveDir) {
+        std::error_code ignored;
+        fs::remove(options.saveDir, ignored);
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+int runTraining(const RunOptions &options, std::string &error) {
+  comm::LocalComm alone;
+  comm::Comm &comm = options.comm ? *options.comm : alone;
+  const int rank = comm.rank();
+  const bool root = rank == 0;
+  const bool log = root && !options.quiet;
+
+  // 1. Options, the plan and its layout, on every rank. Every rank learns
+  // whether any failed before the first other collective, so that a failure
+  // on one rank never leaves the others waiting (DESIGN.md A7).
+  LoadedPlan plan;
+  bool ok = checkOptions(options, error) &&
+            loadPlan(options.planPath, plan, error) &&
+            checkLayout(plan, comm, error);
+  if (comm.agreeOnFailure(!ok, error))
     return 1;
 
-  // 2. The plan.
-  LoadedPlan plan;
-  if (!loadPlan(options.planPath, plan, error))
-    return 1;
-  if (plan.worldSize() != 1) {
-    error = options.planPath + ": plan has dp*tp*pp = " +
-            std::to_string(plan.worldSize()) +
-            " ranks; multi-rank plans need mpirun; not supported by this "
-            "runtime yet";
-    return 1;
-  }
+  // 2. The device grid; this rank's program; the data; the initial weights
+  // (identical on every rank: the init is a function of seed and name) or
+  // the checkpoint to resume from (every rank reads it).
   const LlamaConfig &model = plan.model;
   const TrainConfig &tc = plan.train;
+  const comm::Grid grid{plan.plan->pp(), plan.plan->dp(), plan.plan->tp()};
   Executor exec;
-  if (!exec.init(plan.program(0), error)) {
-    error = options.planPath + ": " + error;
-    return 1;
-  }
-  if (!checkTrainingProgram(exec, plan, error))
-    return 1;
-  if (!checkPlanParameters(exec, model, error)) {
-    error = options.planPath + ": " + error;
-    return 1;
-  }
-
-  // 3. The data.
   io::TokenStream stream;
-  if (!stream.open(options.dataPaths, error))
-    return 1;
-  if (stream.vocabSize() > static_cast<uint64_t>(model.vocabSize)) {
-    error = options.dataPaths.front() + ": token data has vocab_size " +
-            std::to_string(stream.vocabSize()) +
-            ", larger than the model's vocab_size " +
-            std::to_string(model.vocabSize);
-    return 1;
-  }
   io::DataLoader loader;
-  if (!loader.init(stream, tc.globalBatchSize, tc.seqLen, error))
-    return 1;
-
-  // 4. Initial weights, or the checkpoint to resume from.
   TrainerState state;
   state.seed = options.seed;
   std::string resumedFrom;
-  if (options.resume) {
-    if (!resolveLatest(options.saveDir, resumedFrom, error) ||
-        !loadCheckpoint(resumedFrom, exec, model, tc, state, error))
-      return 1;
-  } else if (!options.initPath.empty()) {
-    if (!loadInitWeights(exec, model, options.initPath, error))
-      return 1;
-  } else {
+  auto prepare = [&]() -> bool {
+    if (!comm.setGrid(grid, error))
+      return false;
+    if (!exec.init(plan.program(rank), &comm, error)) {
+      error = options.planPath + ": " + error;
+      return false;
+    }
+    if (!checkTrainingProgram(exec, plan, rank, error))
+      return false;
+    if (!checkPlanParameters(exec, model, error)) {
+      error = options.planPath + ": " + error;
+      return false;
+    }
+    if (!stream.open(options.dataPaths, error))
+      return false;
+    if (stream.vocabSize() > static_cast<uint64_t>(model.vocabSize)) {
+      error = options.dataPaths.front() + ": token data has vocab_size " +
+              std::to_string(stream.vocabSize()) +
+              ", larger than the model's vocab_size " +
+              std::to_string(model.vocabSize);
+      return false;
+    }
+    if (!loader.init(stream, tc.globalBatchSize, tc.seqLen, error))
+      return false;
+    if (options.resume)
+      return resolveLatest(options.saveDir, resumedFrom, error) &&
+             loadCheckpoint(resumedFrom, exec, model, tc, state, error);
+    if (!options.initPath.empty())
+      return loadInitWeights(exec, model, options.initPath, error);
     initializeParameters(exec, model, options.seed);
-  }
+    return true;
+  };
+  ok = prepare();
+  if (comm.agreeOnFailure(!ok, error))
+    return 1;
   // Later checkpoints record the configuration they were trained with.
   state.globalBatchSize = tc.globalBatchSize;
   state.seqLen = tc.seqLen;
   state.trainConfigJson = tc.toJson();
   const int64_t firstStep = state.step;
-  const bool log = !options.quiet;
   if (firstStep >= options.steps) {
     if (log) {
       std::printf("%s is at step %lld, --steps is %lld: nothing to do\n",
@@ -263,30 +334,13 @@ int runTraining(const RunOptions &options, std::string &error) {
     return 0;
   }
 
-  // 5. The outputs, now that the input is known to be good.
-  namespace fs = std::filesystem;
-  bool createdSaveDir = false;
-  if (!options.saveDir.empty()) {
-    std::error_code ec;
-    createdSaveDir = fs::create_directories(options.saveDir, ec);
-    if (ec) {
-      error = options.saveDir + ": cannot create --save-dir: " + ec.message();
-      return 1;
-    }
-  }
+  // 3. The outputs, now that the input is known to be good on every rank.
+  // Rank 0 writes them all: after an all-reduced step every rank holds the
+  // same loss, lr, grad_norm and (with tp = pp = 1) full parameters.
   std::FILE *metrics = nullptr;
-  if (!options.metricsPath.empty()) {
-    metrics = std::fopen(options.metricsPath.c_str(), "w");
-    if (!metrics) {
-      error = options.metricsPath + ": cannot create metrics file: " +
-              std::strerror(errno);
-      if (createdSaveDir) {
-        std::error_code ignored;
-        fs::remove(options.saveDir, ignored);
-      }
-      return 1;
-    }
-  }
+  ok = !root || openOutputs(options, metrics, error);
+  if (comm.agreeOnFailure(!ok, error))
+    return 1;
   struct Closer {
     std::FILE *f;
     ~Closer() {
@@ -295,7 +349,7 @@ int runTraining(const RunOptions &options, std::string &error) {
     }
   } closer{metrics};
 
-  // 6. The header.
+  // 4. The header.
   const int64_t tokensPerStep = tc.globalBatchSize * tc.seqLen;
   if (log) {
     std::printf("model %s: %s parameters, %lld layers, %lld heads, %lld kv "
@@ -307,21 +361,27 @@ int runTraining(const RunOptions &options, std::string &error) {
                 static_cast<long long>(model.numKeyValueHeads),
                 static_cast<long long>(model.hiddenSize),
                 static_cast<long long>(model.vocabSize));
-    std::printf("layout dp=%d tp=%d pp=%d | precision %s | device cpu | "
-                "%d thread%s\n",
-                plan.plan->dp(), plan.plan->tp(), plan.plan->pp(),
-                plan.plan->precision() ? plan.plan->precision()->c_str()
-                                       : "fp32",
-                omp_get_max_threads(), omp_get_max_threads() == 1 ? "" : "s");
-    std::printf("memory: arena %s, parameters + optimizer state %s\n",
+    const int world = comm.size();
+    const int threads = omp_get_max_threads();
+    const std::string ranks =
+        world == 1 ? "1 rank"
+                   : std::to_string(world) + " ranks, " + comm.name();
+    std::printf(
+        "layout %s (%s) | precision %s | device cpu | %d thread%s%s\n",
+        grid.toString().c_str(), ranks.c_str(),
+        plan.plan->precision() ? plan.plan->precision()->c_str() : "fp32",
+        threads, threads == 1 ? "" : "s", world == 1 ? "" : " per rank");
+    std::printf("memory: arena %s, parameters + optimizer state %s%s\n",
                 mib(exec.arenaBytes()).c_str(),
-                mib(exec.argumentBytesTotal()).c_str());
+                mib(exec.argumentBytesTotal()).c_str(),
+                world == 1 ? "" : " per rank");
     std::printf("batch: global %lld x seq_len %lld = %s tokens/step (micro "
-                "batch %lld)\n",
+                "batch %lld%s)\n",
                 static_cast<long long>(tc.globalBatchSize),
                 static_cast<long long>(tc.seqLen),
                 formatThousands(tokensPerStep).c_str(),
-                static_cast<long long>(tc.microBatchSize));
+                static_cast<long long>(tc.microBatchSize),
+                grid.dp == 1 ? "" : " per dp rank");
     std::printf("FLOPs/token = 6N + 12*L*H*Q*T = %.4g (PaLM/torchtitan "
                 "convention)\n",
                 model.flopsPerToken(tc.seqLen));
@@ -349,35 +409,49 @@ int runTraining(const RunOptions &options, std::string &error) {
     std::fflush(stdout);
   }
 
-  // 7. The loop.
+  // 5. The loop. Every rank runs its program on its slice of the global
+  // batch (A3: dp rank r takes sequences [r*B/dp, (r+1)*B/dp)); rank 0 logs,
+  // writes metrics and saves checkpoints; then every rank learns whether any
+  // failed, so that all stop together.
   int32_t *tokens = static_cast<int32_t *>(exec.argument("tokens"));
   int32_t *targets = static_cast<int32_t *>(exec.argument("targets"));
   int64_t *step = static_cast<int64_t *>(exec.argument("step"));
   const float *loss = exec.scalarResultPtr("loss");
   const float *lr = exec.scalarResultPtr("lr");
   const float *gradNorm = exec.scalarResultPtr("grad_norm");
-  ProgressBar bar(log && isatty(STDOUT_FILENO));
+  const int dpRank = grid.dpRank(rank);
+  // Not under mpirun: it hands the ranks a pseudo-terminal even when its
+  // own output goes to a file.
+  ProgressBar bar(log && isatty(STDOUT_FILENO) && !comm::launchedByMpirun());
   using Clock = std::chrono::steady_clock;
   const SaveOptions saveOptions{kDefaultMaxShardBytes, options.keep};
   const auto start = Clock::now();
   for (int64_t s = firstStep; s < options.steps; ++s) {
     const auto t0 = Clock::now();
-    if (!loader.fillBatch(s, /*dpRank=*/0, /*dp=*/1, /*microIndex=*/0,
-                          tc.microBatchSize, tokens, targets, error))
+    // A failure here leaves this rank out of step with the others' next
+    // collective: it ends the job (with one rank, it is an ordinary error).
+    bool ran = loader.fillBatch(s, dpRank, grid.dp, /*microIndex=*/0,
+                                tc.microBatchSize, tokens, targets, error);
+    if (ran) {
+      *step = s;
+      ran = exec.run(error);
+    }
+    if (!ran) {
+      bar.clear();
+      error = "step " + std::to_string(s + 1) + ": " + error;
+      if (comm.size() > 1)
+        comm.abort(error, 1);
       return 1;
-    *step = s;
-    exec.run();
+    }
     const double seconds =
         std::chrono::duration<double>(Clock::now() - t0).count();
     const double tokPerS = seconds > 0 ? tokensPerStep / seconds : 0.0;
-    if (!std::isfinite(*loss)) {
-      bar.clear();
+    ok = std::isfinite(*loss);
+    if (!ok)
       error = "step " + std::to_string(s + 1) + ": loss is " +
               (std::isnan(*loss) ? "nan" : "inf") +
               "; training diverged (try a lower learning rate)";
-      return 1;
-    }
-    if (log) {
+    if (ok && log) {
       bar.clear();
       std::string line = "step " + std::to_string(s + 1) + "/" +
                          std::to_string(options.steps) + " | loss " +
@@ -388,13 +462,14 @@ int runTraining(const RunOptions &options, std::string &error) {
       line += " | " + formatThousands(static_cast<int64_t>(tokPerS)) +
               " tok/s";
       std::puts(line.c_str());
+      std::fflush(stdout);
       double elapsed =
           std::chrono::duration<double>(Clock::now() - start).count();
       bar.show(s + 1, options.steps,
                elapsed / double(s + 1 - firstStep) *
                    double(options.steps - s - 1));
     }
-    if (metrics) {
+    if (ok && metrics) {
       nlohmann::json j = {{"step", s + 1},
                           {"loss", *loss},
                           {"lr", *lr},
@@ -406,11 +481,11 @@ int runTraining(const RunOptions &options, std::string &error) {
       if (std::fputs(text.c_str(), metrics) < 0 || std::fflush(metrics) != 0) {
         error = options.metricsPath + ": cannot write metrics: " +
                 std::strerror(errno);
-        return 1;
+        ok = false;
       }
     }
     const int64_t done = s + 1;
-    if (!options.saveDir.empty() &&
+    if (ok && root && !options.saveDir.empty() &&
         (done == options.steps ||
          (options.saveEvery > 0 && done % options.saveEvery == 0))) {
       const auto t1 = Clock::now();
@@ -418,17 +493,19 @@ int runTraining(const RunOptions &options, std::string &error) {
       std::string saved;
       if (!saveCheckpoint(options.saveDir, exec, model, state, saveOptions,
                           saved, error)) {
-        bar.clear();
         error = "step " + std::to_string(done) +
                 ": cannot save checkpoint: " + error;
-        return 1;
-      }
-      if (log) {
+        ok = false;
+      } else if (log) {
         bar.clear();
         std::printf("saved %s (%.2f s)\n", saved.c_str(),
                     std::chrono::duration<double>(Clock::now() - t1).count());
         std::fflush(stdout);
       }
+    }
+    if (comm.agreeOnFailure(!ok, error)) {
+      bar.clear();
+      return 1;
     }
   }
   bar.clear();
@@ -443,15 +520,16 @@ int runTraining(const RunOptions &options, std::string &error) {
                     .c_str());
     std::fflush(stdout);
   }
+  ok = true;
   if (metrics) {
     closer.f = nullptr;
     if (std::fclose(metrics) != 0) {
       error = options.metricsPath + ": cannot write metrics: " +
               std::strerror(errno);
-      return 1;
+      ok = false;
     }
   }
-  return 0;
+  return comm.agreeOnFailure(!ok, error) ? 1 : 0;
 }
 
 } // namespace exec

@@ -1,17 +1,30 @@
-//===- Trainer.h - The training loop of `llamac run` ---------------*- C++ -*-===//
+//===- Trainer.h - The training loop of `llamac run` ---------------*- C++
+//-*-===//
 //
-// runTraining() is `llamac run` without the command line:
-//  1. validate everything first: options, the plan (loadPlan), that it is
-//     a single-rank plan for the model it names, the token data (io
-//     TokenStream, vocabulary <= the model's), --init weights or, with
-//     --resume, the checkpoint DIR/latest names (exec/Checkpoint.h);
-//  2. only then open the --metrics file and create --save-dir, so that bad
-//     input leaves no file behind (DESIGN.md A7);
+// runTraining() is `llamac run` without the command line, for one rank of
+// the job (`mpirun -np N llamac run ...` starts N; RunOptions::comm connects
+// them):
+//  1. validate everything first, on every rank: options, the plan
+//     (loadPlan), its layout against the world size (dp * tp * pp ranks;
+//     tp = pp = 1 for now), this rank's program (program(rank)) as a
+//     training step for the model it names, the token data (io TokenStream,
+//     vocabulary <= the model's), --init weights or, with --resume, the
+//     checkpoint DIR/latest names (exec/Checkpoint.h). After each phase the
+//     ranks agree (Comm::agreeOnFailure): if any rank failed, every rank
+//     returns 1 with the same message, before any other collective, so a
+//     bad input never hangs the job;
+//  2. only then rank 0 opens the --metrics file and creates --save-dir, so
+//     that bad input leaves no file behind (DESIGN.md A7);
 //  3. for each step s from 0 (or the checkpoint's step) to --steps: the
-//     DataLoader fills tokens/targets (A3 order, dp rank 0 of 1,
-//     microbatch 0), `step` is set to s, the program runs, and loss / lr /
-//     grad_norm are logged and streamed to the metrics file; every
-//     --save-every steps and after the last one a checkpoint is saved.
+//     DataLoader fills tokens/targets with this rank's slice (A3 order, dp
+//     rank (rank / tp) % dp, microbatch 0), `step` is set to s, the program
+//     runs (its all_reduce instructions sum the loss and the gradients over
+//     dp), and rank 0 logs loss / lr / grad_norm and streams them to the
+//     metrics file; every --save-every steps and after the last one rank 0
+//     saves a checkpoint. The ranks agree on failure after every step.
+//
+// Initial weights are the same on every rank: the default init is a function
+// of (seed, tensor name, index) and --init / --resume read the same files.
 //
 // Checkpoints: with --save-dir DIR, checkpoints DIR/step-<N> are saved
 // atomically (exec/Checkpoint.h) every --save-every steps and at the end;
@@ -22,23 +35,25 @@
 // Everything a step computes is a function of the weights, the moments and
 // the step (which also fixes the data position), so the losses after a
 // resume equal those of an uninterrupted run bit for bit (same thread
-// count). Without --resume, a DIR that already holds checkpoints is an error
-// (nothing is overwritten).
+// count and layout). Without --resume, a DIR that already holds checkpoints
+// is an error (nothing is overwritten). Rank 0 saves: with tp = pp = 1 its
+// parameters and moments are the full tensors, identical on every dp rank.
 //
-// Console: the first lines describe the model, the layout, the memory, the
-// batch and the FLOPs/token convention (A6); then one line per step
+// Console (rank 0): the first lines describe the model, the layout (dp, tp,
+// pp and the number of ranks), the memory, the batch and the FLOPs/token
+// convention (A6); then one line per step
 //   step 12/100 | loss 5.1234 | lr 3.00e-04 | grad_norm 1.234 | 12,345 tok/s
 // and, when stdout is a terminal, a progress bar redrawn with '\r'.
 //
-// Metrics (JSON Lines, one object per step run by this process; a resumed
+// Metrics (rank 0; JSON Lines, one object per step run; a resumed
 // run starts the file afresh at the checkpoint's step + 1): step (1-based,
 // as on the console), loss (the global-batch loss before the step's update),
 // lr (used by the step), grad_norm (pre-clip; null when the plan computes
-// none), tokens_per_s.
+// none), tokens_per_s (tokens of the global batch per second).
 //
-// NOTE: multi-rank plans (dp*tp*pp > 1) and plans with several microbatches
-// per step are rejected for now; they need the MPI launcher and gradient
-// accumulation respectively.
+// NOTE: plans with tp or pp > 1 and plans with several microbatches per step
+// are rejected for now: they need parameter shards (and their checkpoints),
+// stage transfers and gradient accumulation respectively.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LLAMAC_RUNTIME_EXEC_TRAINER_H
@@ -49,6 +64,10 @@
 #include <vector>
 
 namespace llamac {
+namespace comm {
+class Comm;
+} // namespace comm
+
 namespace exec {
 
 struct RunOptions {
@@ -63,10 +82,15 @@ struct RunOptions {
   int64_t saveEvery = 0;   ///< Save every K steps; 0: only after the last.
   int64_t keep = 0;        ///< Keep the K newest checkpoints; 0: all.
   bool resume = false;     ///< Continue from saveDir/latest.
+  /// The ranks of the job (not owned; comm::createComm()); nullptr: this
+  /// process alone (a LocalComm).
+  comm::Comm *comm = nullptr;
 };
 
-/// Runs the training loop; returns the process exit code (0 on success,
-/// 1 with `error` set to one line on failure).
+/// Runs the training loop as rank options.comm->rank(); returns the process
+/// exit code (0 on success, 1 with `error` set to one line on failure; the
+/// same on every rank, except when a collective fails inside a step, which
+/// ends the job through Comm::abort()).
 int runTraining(const RunOptions &options, std::string &error);
 
 /// "12,345" (thousands separators), for logs.

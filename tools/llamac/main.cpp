@@ -1,4 +1,5 @@
-//===- main.cpp - The llamac driver ----------------------------------------===//
+//===- main.cpp - The llamac driver
+//----------------------------------------===//
 //
 //   llamac compile MODEL [flags] -o model.llx    compile a training plan
 //   llamac run model.llx --data FILE --steps N   execute it
@@ -6,10 +7,15 @@
 //   llamac inspect model.llx                     print a plan summary
 //   llamac tokenizer train / data prepare / data info
 //
+// run and train are one rank each of `mpirun -np N llamac run ...`: the
+// process's communicator (MPI under mpirun, alone otherwise) lives for the
+// whole command, so MPI_Finalize runs on every rank before exit.
+//
 //===----------------------------------------------------------------------===//
 #include "DataCommands.h"
 #include "RunCommands.h"
 #include "TrainOptions.h"
+#include "comm/Comm.h"
 #ifdef LLAMAC_HAVE_COMPILER
 #include "Compile.h"
 #endif
@@ -18,9 +24,18 @@
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <unistd.h>
 
 using namespace llamac;
+
+/// "<command>: error: <error>" on stderr in one write, so that the lines of
+/// the ranks of an mpirun job do not interleave.
+static void reportError(const char *command, const std::string &error) {
+  std::string line = std::string(command) + ": error: " + error + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
 
 int main(int argc, char **argv) {
   CLI::App app{"llamac: compile and run LLaMA training plans"};
@@ -72,7 +87,14 @@ int main(int argc, char **argv) {
   if (compileCmd->parsed())
     return runCompile(compile);
   if (trainCmd->parsed()) {
-    // The plan goes to a private temporary file, removed afterwards.
+    std::unique_ptr<comm::Comm> comm = comm::createComm(error);
+    if (!comm) {
+      reportError("llamac train", error);
+      return 1;
+    }
+    trainRun.comm = comm.get();
+    // The plan goes to a private temporary file (one per rank), removed
+    // afterwards.
     char path[] = "/tmp/llamac-train-XXXXXX";
     int fd = mkstemp(path);
     if (fd < 0) {
@@ -87,16 +109,22 @@ int main(int argc, char **argv) {
       trainRun.planPath = path;
       rc = exec::runTraining(trainRun, error);
       if (rc != 0)
-        std::cerr << "llamac train: error: " << error << "\n";
+        reportError("llamac train", error);
     }
     std::remove(path);
     return rc;
   }
 #endif
   if (runCmd->parsed()) {
+    std::unique_ptr<comm::Comm> comm = comm::createComm(error);
+    if (!comm) {
+      reportError("llamac run", error);
+      return 1;
+    }
+    run.comm = comm.get();
     int rc = exec::runTraining(run, error);
     if (rc != 0)
-      std::cerr << "llamac run: error: " << error << "\n";
+      reportError("llamac run", error);
     return rc;
   }
   if (inspectCmd->parsed())

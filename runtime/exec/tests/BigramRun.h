@@ -45,42 +45,57 @@ inline int argTensor(const ProgramDef &p, const std::string &role,
   return -1;
 }
 
-inline ProgramDef bigramProgram() {
+/// The training step on `micro` sequences of a global batch of `global`
+/// (the loss normalizer counts the global batch's targets). With
+/// `allReduce`, the loss and every gradient are summed over the dp grid axis,
+/// as the compiler's data parallelism does: the program of one dp rank.
+inline ProgramDef bigramProgram(int64_t micro = kB, int64_t global = kB,
+                                bool allReduce = false) {
   ProgramDef p;
   addAllParams(p, tinyConfig(), /*withMoments=*/true);
-  int tokens = p.arg("tokens", "", {kB, kT}, DType::I32);
-  int targets = p.arg("targets", "", {kB, kT}, DType::I32);
+  int tokens = p.arg("tokens", "", {micro, kT}, DType::I32);
+  int targets = p.arg("targets", "", {micro, kT}, DType::I32);
   int step = p.arg("step", "", {}, DType::I64);
   const std::string names[3] = {"model.embed_tokens.weight",
                                 "model.norm.weight", "lm_head.weight"};
   int emb = argTensor(p, "param", names[0]);
   int normW = argTensor(p, "param", names[1]);
   int head = argTensor(p, "param", names[2]);
+  const std::vector<AttrDef> sumOverDp = {L("grid_axes", {1}),
+                                          S("reduction", "sum")};
   // Forward.
-  int h = p.arena("h", {kB, kT, kD});
-  int y = p.arena("y", {kB, kT, kD});
-  int logits = p.arena("logits", {kB, kT, kV});
+  int h = p.arena("h", {micro, kT, kD});
+  int y = p.arena("y", {micro, kT, kD});
+  int logits = p.arena("logits", {micro, kT, kV});
   int loss = p.arena("loss", {});
   p.instr("embedding", {emb, tokens}, {h});
   p.instr("rms_norm", {h, normW}, {y}, {R("eps", 1e-5)});
   p.instr("linear", {y, head}, {logits});
   p.instr("cross_entropy", {logits, targets}, {loss},
-          {I("normalizer", kB * kT)});
+          {I("normalizer", global * kT)});
+  if (allReduce) { // The partial loss into the global one.
+    int partial = loss;
+    loss = p.arena("global_loss", {});
+    p.instr("all_reduce", {partial}, {loss}, sumOverDp);
+  }
   // Backward.
   int one = p.arena("one", {});
-  int dlogits = p.arena("dlogits", {kB, kT, kV});
+  int dlogits = p.arena("dlogits", {micro, kT, kV});
   int dhead = p.arena("dhead", {kV, kD});
-  int dy = p.arena("dy", {kB, kT, kD});
-  int dh = p.arena("dh", {kB, kT, kD});
+  int dy = p.arena("dy", {micro, kT, kD});
+  int dh = p.arena("dh", {micro, kT, kD});
   int dnorm = p.arena("dnorm", {kD});
   int demb = p.arena("demb", {kV, kD});
   p.instr("constant", {}, {one}, {R("value", 1.0)});
   p.instr("cross_entropy_grad", {one, logits, targets}, {dlogits},
-          {I("normalizer", kB * kT)});
+          {I("normalizer", global * kT)});
   p.instr("linear_grad_weight", {dlogits, y}, {dhead});
   p.instr("linear_grad_input", {dlogits, head}, {dy});
   p.instr("rms_norm_grad", {dy, h, normW}, {dh, dnorm}, {R("eps", 1e-5)});
   p.instr("embedding_grad", {dh, tokens}, {demb});
+  if (allReduce)
+    for (int g : {demb, dnorm, dhead})
+      p.instr("all_reduce", {g}, {g}, sumOverDp);
   // Optimizer.
   int norm = p.arena("grad_norm", {});
   int coef = p.arena("coef", {});
@@ -105,6 +120,19 @@ inline ProgramDef bigramProgram() {
   p.result("grad_norm", norm);
   p.result("lr", lr);
   return p;
+}
+
+/// The bigram plan for `dp` data-parallel ranks of `micro` sequences each
+/// (dp = 1: the single-rank plan of a global batch of `micro`).
+inline PlanDef bigramPlan(int dp, int64_t micro) {
+  PlanDef def;
+  def.dp = dp;
+  def.trainJson = tinyTrainJson(kT, micro, micro * dp);
+  for (int r = 0; r < dp; ++r) {
+    def.programs.push_back(bigramProgram(micro, micro * dp, dp > 1));
+    def.programs.back().rank = r;
+  }
+  return def;
 }
 
 /// The tokens follow a fixed cycle t -> (5t + 3) mod 16: a bigram model

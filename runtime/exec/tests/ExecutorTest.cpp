@@ -8,12 +8,14 @@
 //
 //===----------------------------------------------------------------------===//
 #include "exec/Executor.h"
-#include "llamac/runtime/Kernels.h"
+#include "comm/Comm.h"
 #include "exec/tests/PlanTestUtil.h"
+#include "llamac/runtime/Kernels.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -53,6 +55,14 @@ void fillWave(float *x, int64_t n, double phase, double amp = 1.0) {
     x[i] = static_cast<float>(amp * std::sin(0.7 * i + phase));
 }
 
+/// Runs the program; false (with the error as a test failure) when it fails.
+bool runOk(Executor &exec) {
+  std::string error;
+  bool ok = exec.run(error);
+  EXPECT_TRUE(ok) << error;
+  return ok;
+}
+
 std::vector<float> copyOf(const float *x, int64_t n) {
   return std::vector<float>(x, x + n);
 }
@@ -78,7 +88,7 @@ TEST(Executor, LinearAndCrossEntropyMatchNaiveReference) {
   auto *t = static_cast<int32_t *>(e.argument("targets"));
   for (int i = 0; i < M; ++i)
     t[i] = (3 * i + 1) % N;
-  e.run();
+  ASSERT_TRUE(runOk(e));
 
   const float *X = f32(e, x), *W = f32(e, w), *L = f32(e, logits);
   double lossRef = 0.0;
@@ -129,7 +139,7 @@ TEST(Executor, LinearAndCrossEntropyGradientsMatchNaiveReference) {
   auto *t = static_cast<int32_t *>(e.argument("targets"));
   for (int i = 0; i < M; ++i)
     t[i] = (2 * i + 3) % N;
-  e.run();
+  ASSERT_TRUE(runOk(e));
 
   const float *X = f32(e, x), *W = f32(e, w), *Z = f32(e, logits);
   EXPECT_FLOAT_EQ(*f32(e, dloss), 2.0f);
@@ -218,7 +228,7 @@ TEST(Executor, ModelKernelsMatchDirectKernelCalls) {
   fillWave(f32(e, dout), B * S * H * Dh, 1.7);
   fillWave(f32(e, gate), B * S * D, 2.2);
   fillWave(f32(e, up), B * S * D, 2.9);
-  e.run();
+  ASSERT_TRUE(runOk(e));
 
   const int64_t nx = B * S * D, nq = B * S * H * Dh, nk = B * S * KV * Dh;
   std::vector<float> rEmb(nx), rNormed(nx), rQr(nq), rQg(nq), rOut(nq),
@@ -295,7 +305,7 @@ TEST(Executor, AdamWMatchesTorchFormulaInPlace) {
   *static_cast<int64_t *>(e.argument("step")) = 4; // The 5th update.
   std::vector<float> p0 = copyOf(P, n), g0 = copyOf(G, n),
                      m0 = copyOf(Mm, n), v0 = copyOf(Vv, n);
-  e.run();
+  ASSERT_TRUE(runOk(e));
 
   const int t = 5;
   for (int i = 0; i < n; ++i) {
@@ -345,7 +355,7 @@ TEST(Executor, LrScheduleMatchesClosedForm) {
     auto r = prepare(p);
     ASSERT_TRUE(r);
     *static_cast<int64_t *>(r->exec.argument("step")) = c.step;
-    r->exec.run();
+    ASSERT_TRUE(runOk(r->exec));
     EXPECT_NEAR(r->exec.scalarResult("lr"), c.expected, 1e-9)
         << "warmup " << c.warmup << " decay " << c.decay << " step " << c.step;
     EXPECT_NEAR(scheduledLearningRate(c.step, lr, minLr, c.warmup, c.decay),
@@ -376,7 +386,7 @@ TEST(Executor, GlobalNormClippingAndScalarKernels) {
   f32(e, g1)[0] = 3.0f;
   f32(e, g1)[1] = -4.0f;
   f32(e, g2)[0] = 12.0f;
-  e.run();
+  ASSERT_TRUE(runOk(e));
   EXPECT_FLOAT_EQ(e.scalarResult("grad_norm"), 13.0f); // sqrt(9 + 16 + 144)
   const double c = 1.0 / (13.0 + 1e-6);
   EXPECT_FLOAT_EQ(*f32(e, coef), static_cast<float>(c));
@@ -439,10 +449,135 @@ TEST(Executor, RerunsAreBitIdentical) {
   ASSERT_TRUE(r);
   fillWave(f32(r->exec, x), 64, 0.5);
   fillWave(f32(r->exec, w), 256, 0.25);
-  r->exec.run();
+  ASSERT_TRUE(runOk(r->exec));
   std::vector<float> first = copyOf(f32(r->exec, y), 64);
   float norm = *f32(r->exec, n);
-  r->exec.run();
+  ASSERT_TRUE(runOk(r->exec));
   EXPECT_EQ(copyOf(f32(r->exec, y), 64), first);
   EXPECT_EQ(*f32(r->exec, n), norm);
+}
+
+namespace {
+
+/// A communicator of `size` ranks that records each all_reduce and acts as
+/// if every rank held the same values: sum multiplies by `size`, max and
+/// min keep them. failWith != "" makes the call fail.
+class RecordingComm final : public comm::Comm {
+public:
+  explicit RecordingComm(int size, bool withGrid = true) : size_(size) {
+    if (withGrid)
+      grid_ = comm::Grid{1, size, 1};
+  }
+  struct Call {
+    void *data;
+    int64_t count;
+    comm::DType dtype;
+    comm::Reduction reduction;
+    std::vector<int> axes;
+  };
+  std::vector<Call> calls;
+  std::string failWith;
+
+  int rank() const override { return 0; }
+  int size() const override { return size_; }
+  const char *name() const override { return "recording"; }
+  bool setGrid(const comm::Grid &grid, std::string &) override {
+    grid_ = grid;
+    return true;
+  }
+  bool allReduce(void *data, int64_t count, comm::DType dtype,
+                 comm::Reduction reduction, const std::vector<int> &axes,
+                 std::string &error) override {
+    calls.push_back({data, count, dtype, reduction, axes});
+    if (!failWith.empty()) {
+      error = failWith;
+      return false;
+    }
+    if (reduction == comm::Reduction::Sum)
+      for (int64_t i = 0; i < count; ++i)
+        static_cast<float *>(data)[i] *= static_cast<float>(size_);
+    return true;
+  }
+  bool barrier(std::string &) override { return true; }
+  bool broadcast(void *, int64_t, int, std::string &) override { return true; }
+  bool agreeOnFailure(bool failed, std::string &) override { return failed; }
+  [[noreturn]] void abort(const std::string &, int code) override {
+    std::exit(code);
+  }
+
+private:
+  int size_;
+};
+
+} // namespace
+
+TEST(Executor, AllReduceOnOneRankKeepsOrCopiesTheValues) {
+  ProgramDef p;
+  int x = p.arena("x", {3, 4});
+  int y = p.arena("y", {12});
+  p.instr("all_reduce", {x}, {x}, {L("grid_axes", {1}), S("reduction", "sum")});
+  p.instr("all_reduce", {x}, {y},
+          {L("grid_axes", {1, 2}), S("reduction", "max")});
+  auto r = prepare(p);
+  ASSERT_TRUE(r);
+  fillWave(f32(r->exec, x), 12, 0.3);
+  std::vector<float> before = copyOf(f32(r->exec, x), 12);
+  ASSERT_TRUE(runOk(r->exec));
+  EXPECT_EQ(copyOf(f32(r->exec, x), 12), before);
+  EXPECT_EQ(copyOf(f32(r->exec, y), 12), before);
+}
+
+TEST(Executor, AllReduceGoesToTheCommunicator) {
+  ProgramDef p;
+  int g = p.arena("g", {2, 5});
+  int loss = p.arena("loss", {});
+  int total = p.arena("total", {});
+  p.instr("all_reduce", {g}, {g}, {L("grid_axes", {1}), S("reduction", "sum")});
+  p.instr("all_reduce", {loss}, {total},
+          {L("grid_axes", {2, 1}), S("reduction", "min")});
+  LoadedPlan plan;
+  std::string error;
+  ASSERT_TRUE(loadDef(singleProgram(p), plan, error)) << error;
+  RecordingComm comm(4);
+  Executor e;
+  ASSERT_TRUE(e.init(plan.program(0), &comm, error)) << error;
+  fillWave(f32(e, g), 10, 0.1);
+  *f32(e, loss) = 2.5f;
+  std::vector<float> g0 = copyOf(f32(e, g), 10);
+  ASSERT_TRUE(e.run(error)) << error;
+
+  ASSERT_EQ(comm.calls.size(), 2u);
+  EXPECT_EQ(comm.calls[0].data, e.tensorData(g));
+  EXPECT_EQ(comm.calls[0].count, 10);
+  EXPECT_EQ(comm.calls[0].dtype, comm::DType::F32);
+  EXPECT_EQ(comm.calls[0].reduction, comm::Reduction::Sum);
+  EXPECT_EQ(comm.calls[0].axes, (std::vector<int>{1}));
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(f32(e, g)[i], 4.0f * g0[i]);
+  // Into a fresh buffer: the input is copied there and reduced in place.
+  EXPECT_EQ(comm.calls[1].data, e.tensorData(total));
+  EXPECT_EQ(comm.calls[1].count, 1);
+  EXPECT_EQ(comm.calls[1].reduction, comm::Reduction::Min);
+  EXPECT_EQ(comm.calls[1].axes, (std::vector<int>{2, 1}));
+  EXPECT_EQ(*f32(e, total), 2.5f);
+  EXPECT_EQ(*f32(e, loss), 2.5f);
+
+  comm.failWith = "MPI_Allreduce failed: link down";
+  EXPECT_FALSE(e.run(error));
+  EXPECT_EQ(error, "instr 0 'all_reduce' (test): MPI_Allreduce failed: link "
+                   "down");
+}
+
+TEST(Executor, AllReduceNeedsACommunicatorWithAGrid) {
+  ProgramDef p;
+  int g = p.arena("g", {4});
+  p.instr("all_reduce", {g}, {g}, {L("grid_axes", {1}), S("reduction", "sum")});
+  LoadedPlan plan;
+  std::string error;
+  ASSERT_TRUE(loadDef(singleProgram(p), plan, error)) << error;
+  RecordingComm noGrid(2, /*withGrid=*/false);
+  Executor e;
+  EXPECT_FALSE(e.init(plan.program(0), &noGrid, error));
+  EXPECT_EQ(error, "instr 0 'all_reduce' (test): the communicator (recording, "
+                   "2 ranks) has no device grid");
 }

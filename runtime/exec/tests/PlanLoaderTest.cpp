@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 
 using namespace llamac;
 using namespace llamac::exec;
@@ -172,8 +173,9 @@ TEST(PlanLoader, EveryFlippedByteFailsCleanlyOrStillVerifies) {
       EXPECT_NE(error.find("cannot allocate"), std::string::npos) << error;
       continue;
     }
-    if (exec.arenaBytes() + exec.argumentBytesTotal() < (int64_t(1) << 24))
-      exec.run();
+    if (exec.arenaBytes() + exec.argumentBytesTotal() < (int64_t(1) << 24)) {
+      EXPECT_TRUE(exec.run(error)) << error;
+    }
   }
   EXPECT_GT(rejected, static_cast<int>(bytes.size() / 4));
 }
@@ -389,6 +391,112 @@ TEST(PlanLoader, OutputsMustNotOverlapInputs) {
   def.programs[0].instrs[3].inputs[1] = 1; // adamw with g = p
   EXPECT_ERROR(loadError(def), "'adamw' (test): output 0 tensor 1 'param w' "
                                "(f32 [5, 4]) overlaps input 1");
+}
+
+/// validPlan() with an all_reduce of the gradient dw (tensor 9), in place,
+/// as instruction 4; `attrs` replaces its attributes when given.
+static PlanDef allReducePlan(std::optional<std::vector<AttrDef>> attrs = {}) {
+  PlanDef def = validPlan();
+  def.programs[0].instr(
+      "all_reduce", {9}, {9},
+      attrs ? *attrs
+            : std::vector<AttrDef>{L("grid_axes", {1}), S("reduction", "sum")});
+  return def;
+}
+
+TEST(PlanLoader, AllReduceForms) {
+  EXPECT_EQ(loadError(allReducePlan()), "");
+  for (const char *reduction : {"sum", "max", "min"})
+    EXPECT_EQ(loadError(allReducePlan(std::vector<AttrDef>{
+                  L("grid_axes", {2, 1, 0}), S("reduction", reduction)})),
+              "");
+  // Into a fresh buffer, e.g. the loss into another scalar.
+  PlanDef def = validPlan();
+  ProgramDef &p = def.programs[0];
+  int total = p.arena("total_loss", {});
+  p.instr("all_reduce", {7}, {total},
+          {L("grid_axes", {1}), S("reduction", "sum")});
+  EXPECT_EQ(loadError(def), "");
+}
+
+TEST(PlanLoader, AllReduceAttributes) {
+  using Attrs = std::vector<AttrDef>;
+  EXPECT_ERROR(loadError(allReducePlan(Attrs{S("reduction", "sum")})),
+               "instr 4 'all_reduce' (test): missing attribute 'grid_axes'");
+  EXPECT_ERROR(loadError(allReducePlan(Attrs{L("grid_axes", {1})})),
+               "instr 4 'all_reduce' (test): missing attribute 'reduction'");
+  EXPECT_ERROR(
+      loadError(
+          allReducePlan(Attrs{L("grid_axes", {}), S("reduction", "sum")})),
+      "instr 4 'all_reduce' (test): attribute 'grid_axes' = [] is empty, "
+      "expected at least one axis (0 = pp, 1 = dp, 2 = tp)");
+  EXPECT_ERROR(
+      loadError(allReducePlan(Attrs{I("grid_axes", 1), S("reduction", "sum")})),
+      "attribute 'grid_axes' = [] is empty");
+  EXPECT_ERROR(loadError(allReducePlan(
+                   Attrs{L("grid_axes", {1, 3}), S("reduction", "sum")})),
+               "attribute 'grid_axes' = [1, 3]: axis 3 is out of range [0, 3) "
+               "(0 = pp, 1 = dp, 2 = tp)");
+  EXPECT_ERROR(loadError(allReducePlan(
+                   Attrs{L("grid_axes", {-1}), S("reduction", "sum")})),
+               "attribute 'grid_axes' = [-1]: axis -1 is out of range");
+  EXPECT_ERROR(loadError(allReducePlan(
+                   Attrs{L("grid_axes", {1, 1}), S("reduction", "sum")})),
+               "attribute 'grid_axes' = [1, 1]: axis 1 is repeated");
+  EXPECT_ERROR(loadError(allReducePlan(
+                   Attrs{L("grid_axes", {1}), S("reduction", "avg")})),
+               "instr 4 'all_reduce' (test): attribute 'reduction' = 'avg', "
+               "expected sum, max or min");
+  EXPECT_ERROR(
+      loadError(allReducePlan(Attrs{L("grid_axes", {1}), R("reduction", 1.0)})),
+      "attribute 'reduction' = '', expected sum, max or min");
+  EXPECT_ERROR(loadError(allReducePlan(Attrs{
+                   L("grid_axes", {1}), S("reduction", "sum"), I("root", 0)})),
+               "unknown attribute 'root' (expected grid_axes, reduction)");
+  EXPECT_ERROR(
+      loadError(allReducePlan(Attrs{L("grid_axes", {1}), L("grid_axes", {2}),
+                                    S("reduction", "sum")})),
+      "attribute 'grid_axes' given twice");
+}
+
+TEST(PlanLoader, AllReduceOperands) {
+  PlanDef def = allReducePlan();
+  def.programs[0].instrs[4].inputs.push_back(7);
+  EXPECT_ERROR(loadError(def),
+               "instr 4 'all_reduce' (test): has 2 inputs, expected 1");
+  def = allReducePlan();
+  def.programs[0].instrs[4].inputs = {4}; // the i32 targets
+  def.programs[0].instrs[4].outputs = {4};
+  EXPECT_ERROR(loadError(def), "input 0 tensor 4 'targets ' (i32 [2, 3]): "
+                               "expected dtype f32");
+  def = allReducePlan();
+  def.programs[0].instrs[4].outputs = {6}; // logits [2, 3, 5], not [5, 4]
+  EXPECT_ERROR(loadError(def), "'all_reduce' (test): output 0 tensor 6 "
+                               "'logits' (f32 [2, 3, 5]): expected 20 "
+                               "elements");
+  // A partial overlap of input and output.
+  def = allReducePlan();
+  ProgramDef &q = def.programs[0];
+  int shifted = q.view(9, {5, 4});
+  q.tensors[shifted].offset += 4;
+  q.arenaBytes += 64;
+  q.instrs[4].outputs = {shifted};
+  EXPECT_ERROR(loadError(def), "'all_reduce' cannot work in place");
+}
+
+TEST(PlanLoader, ProgramsAreInRankOrder) {
+  PlanDef def = validPlan();
+  def.dp = 2;
+  def.programs.push_back(validProgram());
+  def.programs[1].rank = 1;
+  EXPECT_EQ(loadError(def), "");
+  def.programs[0].rank = 1;
+  def.programs[1].rank = 0;
+  EXPECT_ERROR(loadError(def), "test.llx: program 0: has rank 1, expected 0 "
+                               "(programs in rank order)");
+  def.programs[0].rank = 0;
+  def.programs[1].rank = 2;
+  EXPECT_ERROR(loadError(def), "program 1: has rank 2, expected 1");
 }
 
 TEST(PlanLoader, TrainConfigDefaultsAndRoundTrip) {

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,11 +42,21 @@ struct AttrDef {
   std::string name;
   int64_t ival = 0;
   double fval = 0.0;
+  std::optional<std::vector<int64_t>> ints; ///< Absent unless set.
+  std::optional<std::string> str;           ///< Absent unless set.
 };
 /// A real-valued attribute.
 inline AttrDef R(const std::string &name, double v) { return {name, 0, v}; }
 /// An integer attribute.
 inline AttrDef I(const std::string &name, int64_t v) { return {name, v, 0.0}; }
+/// An integer-list attribute (all_reduce grid_axes).
+inline AttrDef L(const std::string &name, std::vector<int64_t> v) {
+  return {name, 0, 0.0, std::move(v), std::nullopt};
+}
+/// A string attribute (all_reduce reduction).
+inline AttrDef S(const std::string &name, std::string v) {
+  return {name, 0, 0.0, std::nullopt, std::move(v)};
+}
 
 struct InstrDef {
   std::string kernel;
@@ -153,8 +164,9 @@ inline std::vector<uint8_t> buildPlan(const PlanDef &def) {
     for (const InstrDef &in : p.instrs) {
       std::vector<flatbuffers::Offset<plan::Attr>> attrs;
       for (const AttrDef &a : in.attrs)
-        attrs.push_back(
-            plan::CreateAttrDirect(fbb, a.name.c_str(), a.ival, a.fval));
+        attrs.push_back(plan::CreateAttrDirect(
+            fbb, a.name.c_str(), a.ival, a.fval, a.ints ? &*a.ints : nullptr,
+            a.str ? a.str->c_str() : nullptr));
       instrs.push_back(plan::CreateInstrDirect(fbb, in.kernel.c_str(),
                                                &in.inputs, &in.outputs,
                                                &attrs, in.loc.c_str()));

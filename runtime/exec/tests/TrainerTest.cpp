@@ -84,7 +84,8 @@ TEST(Trainer, ConsoleHeaderAndStepLines) {
   EXPECT_NE(out.find("1 layers, 2 heads, 1 kv heads, hidden 8"),
             std::string::npos)
       << out;
-  EXPECT_NE(out.find("layout dp=1 tp=1 pp=1 | precision fp32 | device cpu"),
+  EXPECT_NE(out.find("layout dp=1 tp=1 pp=1 (1 rank) | precision fp32 | "
+                     "device cpu | "),
             std::string::npos)
       << out;
   EXPECT_NE(out.find("memory: arena "), std::string::npos) << out;
@@ -166,8 +167,17 @@ TEST(Trainer, BadPlan) {
   multi.dp = 2;
   writeBytes(f.dir.file("multi.llx"), buildPlan(multi));
   f.options.planPath = f.dir.file("multi.llx");
-  f.expectFailure("multi-rank plans need mpirun; not supported by this "
-                  "runtime yet");
+  f.expectFailure("multi.llx: plan needs 2 ranks (dp=2 tp=1 pp=1); launched "
+                  "with 1 rank: run it with mpirun -np 2");
+
+  PlanDef tensorParallel = multi;
+  tensorParallel.dp = 1;
+  tensorParallel.tp = 2;
+  writeBytes(f.dir.file("tp.llx"), buildPlan(tensorParallel));
+  f.options.planPath = f.dir.file("tp.llx");
+  f.expectFailure("tp.llx: layout dp=1 tp=2 pp=1: tensor and pipeline "
+                  "parallelism (tp, pp > 1) are not supported by this runtime "
+                  "yet");
 
   PlanDef other = singleProgram(bigramProgram());
   other.modelJson = R"({"hidden_size": 8, "intermediate_size": 24,

@@ -1,0 +1,140 @@
+//===- Comm.cpp - Collectives between the ranks of a run
+//-------------------===//
+#include "comm/Comm.h"
+
+#ifdef LLAMAC_HAVE_MPI
+#include "comm/mpi/MpiComm.h"
+#endif
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace llamac {
+namespace comm {
+
+int64_t dtypeBytes(DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+  case DType::I32:
+    return 4;
+  case DType::F64:
+  case DType::I64:
+    return 8;
+  }
+  return 0;
+}
+
+const char *reductionName(Reduction reduction) {
+  switch (reduction) {
+  case Reduction::Sum:
+    return "sum";
+  case Reduction::Max:
+    return "max";
+  case Reduction::Min:
+    return "min";
+  }
+  return "?";
+}
+
+bool parseReduction(const std::string &name, Reduction &out) {
+  for (Reduction r : {Reduction::Sum, Reduction::Max, Reduction::Min}) {
+    if (name == reductionName(r)) {
+      out = r;
+      return true;
+    }
+  }
+  return false;
+}
+
+Comm::~Comm() = default;
+
+//===----------------------------------------------------------------------===//
+// LocalComm
+//===----------------------------------------------------------------------===//
+
+bool LocalComm::setGrid(const Grid &grid, std::string &error) {
+  if (grid.size() != 1) {
+    error = "device grid " + grid.toString() + " needs " +
+            std::to_string(grid.size()) + " ranks, this process is alone";
+    return false;
+  }
+  grid_ = grid;
+  return true;
+}
+
+bool LocalComm::allReduce(void *data, int64_t count, DType dtype,
+                          Reduction reduction, const std::vector<int> &gridAxes,
+                          std::string &error) {
+  (void)dtype;
+  (void)reduction;
+  AxisMask mask;
+  if (!gridAxesMask(gridAxes, mask, error)) {
+    error = "all_reduce over grid axes " + error;
+    return false;
+  }
+  if (count < 0 || (count > 0 && !data)) {
+    error = "all_reduce of " + std::to_string(count) + " elements at " +
+            (data ? "a buffer" : "null") + ", expected count >= 0 and a buffer";
+    return false;
+  }
+  return true; // The reduction over one rank is the identity.
+}
+
+bool LocalComm::barrier(std::string &) { return true; }
+
+bool LocalComm::broadcast(void *data, int64_t bytes, int root,
+                          std::string &error) {
+  if (root != 0 || bytes < 0 || (bytes > 0 && !data)) {
+    error = "broadcast of " + std::to_string(bytes) + " bytes from rank " +
+            std::to_string(root) + ", expected root 0 of 1 and a buffer";
+    return false;
+  }
+  return true;
+}
+
+bool LocalComm::agreeOnFailure(bool failed, std::string &) { return failed; }
+
+void LocalComm::abort(const std::string &message, int code) {
+  std::fprintf(stderr, "llamac: error: %s\n", message.c_str());
+  std::fflush(stderr);
+  std::exit(code);
+}
+
+//===----------------------------------------------------------------------===//
+// Choosing the communicator
+//===----------------------------------------------------------------------===//
+
+bool launchedByMpirun() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK");
+}
+
+bool mpiAvailable() {
+#ifdef LLAMAC_HAVE_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Comm> createComm(std::string &error) {
+  if (!launchedByMpirun())
+    return std::make_unique<LocalComm>();
+#ifdef LLAMAC_HAVE_MPI
+  return createMpiComm(error);
+#else
+  // One rank under mpirun is harmless; several would each run alone and
+  // write the same outputs.
+  const char *size = std::getenv("OMPI_COMM_WORLD_SIZE");
+  if (size && std::strcmp(size, "1") == 0)
+    return std::make_unique<LocalComm>();
+  error = std::string("launched by mpirun") +
+          (size ? " with " + std::string(size) + " ranks" : std::string()) +
+          ", but this llamac was built without MPI (configure with "
+          "-DLLAMAC_ENABLE_MPI=ON)";
+  return nullptr;
+#endif
+}
+
+} // namespace comm
+} // namespace llamac

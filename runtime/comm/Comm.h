@@ -1,0 +1,156 @@
+//===- Comm.h - Collectives between the ranks of a run ------------*- C++
+//-*-===//
+//
+// One process per rank (DESIGN.md B, "Launch"). A Comm connects this
+// process to the others of its job: world rank and size, collectives over
+// groups of the device grid (comm/Grid.h), and the error agreement that keeps
+// a failure on one rank from leaving the others waiting in a collective.
+//
+// Implementations:
+//  - LocalComm: one process, world size 1; every collective is the identity.
+//  - MpiComm (comm/mpi/, built with -DLLAMAC_ENABLE_MPI=ON): the ranks of
+//    `mpirun -np N`; one MPI sub-communicator per set of grid axes, created
+//    by setGrid().
+// createComm() picks MPI when the process was launched by mpirun, LocalComm
+// otherwise.
+//
+// Collectives are called by every rank of the group, in the same order, with
+// the same count, dtype, reduction and axes (as with MPI; violating that
+// hangs or corrupts). Errors: false + one line in `error`, never exceptions.
+// A failed collective leaves the communicator unusable: the caller reports
+// and ends the job (abort()).
+//
+// Usage (what the trainer does): every rank validates its input, then
+//   if (comm.agreeOnFailure(!ok, error)) return 1;   // all ranks, same error
+// before its first collective and again after any work only some ranks do
+// (rank 0's metrics and checkpoints); then setGrid() once the plan's layout
+// is known to match the world size.
+//
+// Not thread-safe: call from one thread (the one that runs the executor).
+//
+//===----------------------------------------------------------------------===//
+#ifndef LLAMAC_RUNTIME_COMM_COMM_H
+#define LLAMAC_RUNTIME_COMM_COMM_H
+
+#include "comm/Grid.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace llamac {
+namespace comm {
+
+/// Element types of collective buffers.
+enum class DType : uint8_t { F32, F64, I32, I64 };
+/// Bytes of one element of `dtype`.
+int64_t dtypeBytes(DType dtype);
+
+/// The reduction of an all_reduce (the plan's `reduction` attribute).
+enum class Reduction : uint8_t { Sum, Max, Min };
+/// "sum", "max", "min".
+const char *reductionName(Reduction reduction);
+/// Parses "sum" | "max" | "min"; false for anything else.
+bool parseReduction(const std::string &name, Reduction &out);
+
+class Comm {
+public:
+  virtual ~Comm();
+
+  /// This process's rank in the world, in [0, size()).
+  virtual int rank() const = 0;
+  /// The number of ranks of the job.
+  virtual int size() const = 0;
+  /// "local" or "mpi", for logs.
+  virtual const char *name() const = 0;
+
+  /// Sets the device grid the collectives' grid axes refer to, and builds
+  /// the per-axes groups (MpiComm: one MPI_Comm_split per non-empty set of
+  /// axes, all created here, once). Collective over the world. Fails when
+  /// grid.size() != size(). May be called again for another grid.
+  virtual bool setGrid(const Grid &grid, std::string &error) = 0;
+  /// The grid of the last successful setGrid(); [1, 1, 1] before.
+  const Grid &grid() const { return grid_; }
+  /// Whether the grid covers the world (setGrid() succeeded, or size() == 1).
+  bool hasGrid() const { return grid_.size() == size(); }
+
+  /// In place: `data` (count elements of `dtype`) becomes the reduction of
+  /// the buffers of every rank in this rank's group over `gridAxes` (the
+  /// ranks sharing every grid coordinate except those on `gridAxes`).
+  /// Every rank of the group gets the same values. count == 0 is a no-op;
+  /// so is a group of one rank.
+  /// Equivalent to: MPI_Allreduce(MPI_IN_PLACE, ...) on the group's
+  /// communicator / ncclAllReduce with sendbuff == recvbuff.
+  virtual bool allReduce(void *data, int64_t count, DType dtype,
+                         Reduction reduction, const std::vector<int> &gridAxes,
+                         std::string &error) = 0;
+
+  /// Returns when every rank of the world has called it.
+  /// Equivalent to: MPI_Barrier(MPI_COMM_WORLD).
+  virtual bool barrier(std::string &error) = 0;
+
+  /// Copies `bytes` bytes at `data` on rank `root` to `data` on every rank.
+  /// Meant for small buffers (paths, flags, messages).
+  /// Equivalent to: MPI_Bcast / ncclBroadcast over the world.
+  virtual bool broadcast(void *data, int64_t bytes, int root,
+                         std::string &error) = 0;
+
+  /// Error agreement. Every rank calls it with whether it failed (and its
+  /// message in `error`); returns true on every rank when any rank failed,
+  /// and then `error` is, on every rank, the message of the lowest failing
+  /// rank, prefixed "rank R: " unless every rank failed (a shared cause,
+  /// such as a plan for another world size, then reads the same everywhere).
+  /// Returns false, leaving `error` alone, when no rank failed.
+  /// Equivalent to: MPI_Allgather of the flags, then MPI_Bcast of the
+  /// message from the lowest failing rank.
+  /// NOTE: if the agreement itself fails (MPI is broken), it returns true
+  /// with that error; the ranks cannot be assumed to agree any more.
+  virtual bool agreeOnFailure(bool failed, std::string &error) = 0;
+
+  /// Ends every process of the job with exit code `code` (after printing
+  /// `message` to stderr, prefixed by this rank). For errors after which
+  /// the ranks cannot agree (a failed collective).
+  /// Equivalent to: MPI_Abort(MPI_COMM_WORLD, code).
+  [[noreturn]] virtual void abort(const std::string &message, int code) = 0;
+
+protected:
+  Grid grid_;
+};
+
+/// One process alone: rank 0 of 1. Collectives check their arguments and
+/// leave the data as it is (a reduction over one rank is the identity).
+class LocalComm final : public Comm {
+public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  const char *name() const override { return "local"; }
+  bool setGrid(const Grid &grid, std::string &error) override;
+  bool allReduce(void *data, int64_t count, DType dtype, Reduction reduction,
+                 const std::vector<int> &gridAxes, std::string &error) override;
+  bool barrier(std::string &error) override;
+  bool broadcast(void *data, int64_t bytes, int root,
+                 std::string &error) override;
+  bool agreeOnFailure(bool failed, std::string &error) override;
+  [[noreturn]] void abort(const std::string &message, int code) override;
+};
+
+/// Whether this process was started by mpirun (OpenMPI sets
+/// OMPI_COMM_WORLD_SIZE, PMIx launchers PMIX_RANK). Only then is MPI
+/// initialised: a singleton MPI_Init outside mpirun needs extra environment
+/// when run as root.
+bool launchedByMpirun();
+/// Whether this build has the MPI communicator (LLAMAC_ENABLE_MPI).
+bool mpiAvailable();
+
+/// The communicator of this process: MPI (MPI_Init_thread; MPI_Finalize when
+/// it is destroyed) when launchedByMpirun(), LocalComm otherwise. nullptr
+/// with `error` when MPI cannot be initialised, or when mpirun started
+/// several ranks but this build has no MPI (each would think it is alone).
+/// Create one per process and keep it for the process's life.
+std::unique_ptr<Comm> createComm(std::string &error);
+
+} // namespace comm
+} // namespace llamac
+
+#endif // LLAMAC_RUNTIME_COMM_COMM_H

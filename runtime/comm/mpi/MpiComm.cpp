@@ -1,0 +1,276 @@
+//===- MpiComm.cpp - The MPI communicator
+//----------------------------------===//
+#include "comm/mpi/MpiComm.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+namespace llamac {
+namespace comm {
+namespace {
+
+/// "MPI_Allreduce: <MPI's message>".
+std::string mpiError(const char *call, int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS)
+    return std::string(call) + " failed with MPI error " + std::to_string(code);
+  return std::string(call) + " failed: " + std::string(text, length);
+}
+
+MPI_Datatype mpiType(DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+    return MPI_FLOAT;
+  case DType::F64:
+    return MPI_DOUBLE;
+  case DType::I32:
+    return MPI_INT32_T;
+  case DType::I64:
+    return MPI_INT64_T;
+  }
+  return MPI_DATATYPE_NULL;
+}
+
+MPI_Op mpiOp(Reduction reduction) {
+  switch (reduction) {
+  case Reduction::Sum:
+    return MPI_SUM;
+  case Reduction::Max:
+    return MPI_MAX;
+  case Reduction::Min:
+    return MPI_MIN;
+  }
+  return MPI_OP_NULL;
+}
+
+/// MPI counts are int: larger buffers go in chunks of this many elements.
+constexpr int64_t kMaxChunk = int64_t(1) << 30;
+
+/// One communicator per non-empty set of grid axes, built by MPI_Comm_split
+/// of the world with Grid::groupSplit's color and key.
+class GridComm {
+public:
+  GridComm() { std::fill(std::begin(comms_), std::end(comms_), MPI_COMM_NULL); }
+  ~GridComm() { release(); }
+  GridComm(const GridComm &) = delete;
+  GridComm &operator=(const GridComm &) = delete;
+
+  /// Collective over `world`: every rank splits for every mask in the same
+  /// order.
+  bool create(MPI_Comm world, const Grid &grid, int rank, std::string &error) {
+    release();
+    for (AxisMask mask = 1; mask < kNumAxisMasks; ++mask) {
+      GroupSplit split = grid.groupSplit(rank, mask);
+      int rc = MPI_Comm_split(world, split.color, split.key, &comms_[mask]);
+      if (rc == MPI_SUCCESS)
+        rc = MPI_Comm_set_errhandler(comms_[mask], MPI_ERRORS_RETURN);
+      if (rc != MPI_SUCCESS) {
+        error = mpiError("MPI_Comm_split", rc);
+        return false;
+      }
+    }
+    return true;
+  }
+  void release() {
+    for (MPI_Comm &c : comms_)
+      if (c != MPI_COMM_NULL)
+        MPI_Comm_free(&c);
+  }
+  MPI_Comm group(AxisMask mask) const { return comms_[mask]; }
+
+private:
+  MPI_Comm comms_[kNumAxisMasks];
+};
+
+class MpiComm final : public Comm {
+public:
+  MpiComm(MPI_Comm world, bool ownsInit) : world_(world), ownsInit_(ownsInit) {
+    MPI_Comm_rank(world_, &rank_);
+    MPI_Comm_size(world_, &size_);
+  }
+  ~MpiComm() override {
+    groups_.release();
+    MPI_Comm_free(&world_);
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (ownsInit_ && !finalized)
+      MPI_Finalize();
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const char *name() const override { return "mpi"; }
+
+  bool setGrid(const Grid &grid, std::string &error) override {
+    if (grid.pp < 1 || grid.dp < 1 || grid.tp < 1 || grid.size() != size_) {
+      error = "device grid " + grid.toString() + " needs " +
+              std::to_string(grid.size()) + " ranks, the world has " +
+              std::to_string(size_);
+      return false;
+    }
+    grid_ = Grid();
+    if (!groups_.create(world_, grid, rank_, error))
+      return false;
+    grid_ = grid;
+    return true;
+  }
+
+  bool allReduce(void *data, int64_t count, DType dtype, Reduction reduction,
+                 const std::vector<int> &gridAxes,
+                 std::string &error) override {
+    AxisMask mask;
+    if (!gridAxesMask(gridAxes, mask, error)) {
+      error = "all_reduce over grid axes " + error;
+      return false;
+    }
+    if (count < 0 || (count > 0 && !data)) {
+      error = "all_reduce of " + std::to_string(count) + " elements at " +
+              (data ? "a buffer" : "null") +
+              ", expected count >= 0 and a buffer";
+      return false;
+    }
+    if (!hasGrid()) {
+      error = "all_reduce before setGrid(): no device grid for the " +
+              std::to_string(size_) + " ranks";
+      return false;
+    }
+    if (count == 0 || grid_.groupSize(mask) == 1)
+      return true;
+    MPI_Comm group = groups_.group(mask);
+    char *p = static_cast<char *>(data);
+    const int64_t elementBytes = dtypeBytes(dtype);
+    while (count > 0) {
+      const int n = static_cast<int>(std::min(count, kMaxChunk));
+      int rc = MPI_Allreduce(MPI_IN_PLACE, p, n, mpiType(dtype),
+                             mpiOp(reduction), group);
+      if (rc != MPI_SUCCESS) {
+        error = mpiError("MPI_Allreduce", rc);
+        return false;
+      }
+      p += n * elementBytes;
+      count -= n;
+    }
+    return true;
+  }
+
+  bool barrier(std::string &error) override {
+    int rc = MPI_Barrier(world_);
+    if (rc != MPI_SUCCESS) {
+      error = mpiError("MPI_Barrier", rc);
+      return false;
+    }
+    return true;
+  }
+
+  bool broadcast(void *data, int64_t bytes, int root,
+                 std::string &error) override {
+    if (root < 0 || root >= size_ || bytes < 0 || bytes > INT_MAX ||
+        (bytes > 0 && !data)) {
+      error = "broadcast of " + std::to_string(bytes) + " bytes from rank " +
+              std::to_string(root) + ", expected a root in [0, " +
+              std::to_string(size_) + ") and at most 2^31 - 1 bytes";
+      return false;
+    }
+    int rc = MPI_Bcast(data, static_cast<int>(bytes), MPI_BYTE, root, world_);
+    if (rc != MPI_SUCCESS) {
+      error = mpiError("MPI_Bcast", rc);
+      return false;
+    }
+    return true;
+  }
+
+  bool agreeOnFailure(bool failed, std::string &error) override {
+    // 1. Who failed.
+    int mine = failed ? 1 : 0;
+    std::vector<int> flags(size_);
+    int rc = MPI_Allgather(&mine, 1, MPI_INT, flags.data(), 1, MPI_INT, world_);
+    if (rc != MPI_SUCCESS) {
+      error = mpiError("MPI_Allgather", rc) + " (agreeing on errors)";
+      return true;
+    }
+    int first = -1, count = 0;
+    for (int r = 0; r < size_; ++r) {
+      if (flags[r]) {
+        count += 1;
+        if (first < 0)
+          first = r;
+      }
+    }
+    if (count == 0)
+      return false;
+    // 2. The first failing rank's message, to everyone.
+    std::string message = rank_ == first ? error : std::string();
+    int64_t length = static_cast<int64_t>(message.size());
+    std::string why;
+    if (!broadcast(&length, sizeof length, first, why)) {
+      error = why + " (agreeing on errors)";
+      return true;
+    }
+    message.resize(static_cast<size_t>(length));
+    if (length > 0 && !broadcast(&message[0], length, first, why)) {
+      error = why + " (agreeing on errors)";
+      return true;
+    }
+    error = count == size_ ? message
+                           : "rank " + std::to_string(first) + ": " + message;
+    return true;
+  }
+
+  [[noreturn]] void abort(const std::string &message, int code) override {
+    std::fprintf(stderr, "llamac: error: rank %d: %s\n", rank_,
+                 message.c_str());
+    std::fflush(stderr);
+    MPI_Abort(world_, code);
+    std::_Exit(code); // MPI_Abort does not return; in case it does.
+  }
+
+private:
+  MPI_Comm world_;
+  bool ownsInit_;
+  int rank_ = 0, size_ = 1;
+  GridComm groups_;
+};
+
+} // namespace
+
+std::unique_ptr<Comm> createMpiComm(std::string &error) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (finalized) {
+    error = "MPI was already finalized in this process";
+    return nullptr;
+  }
+  bool ownsInit = false;
+  if (!initialized) {
+    // Only the thread that runs the executor calls MPI; OpenMP threads
+    // never do.
+    int provided = 0;
+    int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS) {
+      error = mpiError("MPI_Init_thread", rc);
+      return nullptr;
+    }
+    ownsInit = true;
+  }
+  MPI_Comm world;
+  int rc = MPI_Comm_dup(MPI_COMM_WORLD, &world);
+  if (rc == MPI_SUCCESS)
+    rc = MPI_Comm_set_errhandler(world, MPI_ERRORS_RETURN);
+  if (rc != MPI_SUCCESS) {
+    error = mpiError("MPI_Comm_dup", rc);
+    if (ownsInit)
+      MPI_Finalize();
+    return nullptr;
+  }
+  return std::make_unique<MpiComm>(world, ownsInit);
+}
+
+} // namespace comm
+} // namespace llamac

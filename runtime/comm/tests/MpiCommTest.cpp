@@ -1,0 +1,208 @@
+//===- MpiCommTest.cpp - Collectives across 4 MPI ranks
+//--------------------===//
+//
+// Run by test/e2e/mpi-allreduce.test (and ctest) as
+//   mpirun -np 4 llamac-mpi-comm-tests
+// Every rank runs every test. Rank r contributes values that encode r, and
+// each result is compared with its closed form, written out per group:
+// on the [pp, dp, tp] = [1, 2, 2] grid rank r is (d, t) = (r / 2, r % 2), so
+// the dp groups are {0, 2} and {1, 3} and the tp groups {0, 1} and {2, 3}.
+// Without mpirun (one rank) the tests skip.
+//
+//===----------------------------------------------------------------------===//
+#include "comm/tests/MpiTestEnv.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+using namespace llamac::comm;
+using llamac::comm::test::testComm;
+
+namespace {
+
+#define NEED_FOUR_RANKS()                                                      \
+  do {                                                                         \
+    if (testComm().size() != 4)                                                \
+      GTEST_SKIP() << "needs mpirun -np 4, world size is "                     \
+                   << testComm().size();                                       \
+  } while (0)
+
+/// Element i of rank r: (r + 1) * 1000 + i.
+template <typename T> std::vector<T> contribution(int r, int n) {
+  std::vector<T> x(n);
+  for (int i = 0; i < n; ++i)
+    x[i] = static_cast<T>((r + 1) * 1000 + i);
+  return x;
+}
+
+/// "" when x[i] == expected(i) for every i, else the first difference.
+/// (Not ASSERT in a loop: a rank leaving the test early would leave the
+/// others waiting in the next collective.)
+template <typename T, typename F>
+std::string mismatch(const std::vector<T> &x, F expected) {
+  for (size_t i = 0; i < x.size(); ++i)
+    if (x[i] != static_cast<T>(expected(static_cast<int>(i))))
+      return "rank " + std::to_string(testComm().rank()) + " element " +
+             std::to_string(i) + " = " + std::to_string(x[i]) + ", expected " +
+             std::to_string(static_cast<T>(expected(static_cast<int>(i))));
+  return "";
+}
+
+void setGrid(const Grid &grid) {
+  std::string error;
+  EXPECT_TRUE(testComm().setGrid(grid, error)) << error;
+}
+
+} // namespace
+
+TEST(MpiComm, WorldAndGrid) {
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  EXPECT_STREQ(c.name(), "mpi");
+  EXPECT_GE(c.rank(), 0);
+  EXPECT_LT(c.rank(), 4);
+  std::string error;
+  EXPECT_FALSE(c.setGrid(Grid{1, 2, 1}, error));
+  EXPECT_EQ(error, "device grid dp=2 tp=1 pp=1 needs 2 ranks, the world has 4");
+  setGrid(Grid{1, 2, 2});
+  EXPECT_TRUE(c.hasGrid());
+  EXPECT_EQ(c.grid(), (Grid{1, 2, 2}));
+}
+
+TEST(MpiComm, SumOverDpAndTpGroupsOfATwoByTwoGrid) {
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  setGrid(Grid{1, 2, 2});
+  const int r = c.rank(), t = r % 2, d = r / 2, n = 1000;
+  std::string error;
+
+  // dp groups {t, t + 2}: ((t + 1) + (t + 3)) * 1000 + 2i.
+  std::vector<float> x = contribution<float>(r, n);
+  EXPECT_TRUE(c.allReduce(x.data(), n, DType::F32, Reduction::Sum, {1}, error))
+      << error;
+  EXPECT_EQ(
+      mismatch(x, [&](int i) { return float((2 * t + 4) * 1000 + 2 * i); }),
+      "");
+  // tp groups {2d, 2d + 1}: ((2d + 1) + (2d + 2)) * 1000 + 2i.
+  x = contribution<float>(r, n);
+  EXPECT_TRUE(c.allReduce(x.data(), n, DType::F32, Reduction::Sum, {2}, error))
+      << error;
+  EXPECT_EQ(
+      mismatch(x, [&](int i) { return float((4 * d + 3) * 1000 + 2 * i); }),
+      "");
+  // dp and tp: all four ranks, (1 + 2 + 3 + 4) * 1000 + 4i.
+  x = contribution<float>(r, n);
+  EXPECT_TRUE(
+      c.allReduce(x.data(), n, DType::F32, Reduction::Sum, {2, 1}, error))
+      << error;
+  EXPECT_EQ(mismatch(x, [&](int i) { return float(10000 + 4 * i); }), "");
+  // pp has extent 1: each rank alone, the values stay.
+  x = contribution<float>(r, n);
+  EXPECT_TRUE(c.allReduce(x.data(), n, DType::F32, Reduction::Sum, {0}, error))
+      << error;
+  EXPECT_EQ(x, contribution<float>(r, n));
+}
+
+TEST(MpiComm, MaxMinAndOtherDtypes) {
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  setGrid(Grid{1, 2, 2});
+  const int r = c.rank(), t = r % 2, d = r / 2, n = 257;
+  std::string error;
+
+  std::vector<float> x = contribution<float>(r, n);
+  EXPECT_TRUE(c.allReduce(x.data(), n, DType::F32, Reduction::Max, {1}, error))
+      << error;
+  // The larger of (t + 1) and (t + 3).
+  EXPECT_EQ(mismatch(x, [&](int i) { return float((t + 3) * 1000 + i); }), "");
+  x = contribution<float>(r, n);
+  EXPECT_TRUE(c.allReduce(x.data(), n, DType::F32, Reduction::Min, {2}, error))
+      << error;
+  // The smaller of (2d + 1) and (2d + 2).
+  EXPECT_EQ(mismatch(x, [&](int i) { return float((2 * d + 1) * 1000 + i); }),
+            "");
+
+  std::vector<double> f64 = contribution<double>(r, n);
+  EXPECT_TRUE(
+      c.allReduce(f64.data(), n, DType::F64, Reduction::Sum, {1}, error))
+      << error;
+  EXPECT_EQ(
+      mismatch(f64, [&](int i) { return double((2 * t + 4) * 1000 + 2 * i); }),
+      "");
+  std::vector<int32_t> i32 = contribution<int32_t>(r, n);
+  EXPECT_TRUE(
+      c.allReduce(i32.data(), n, DType::I32, Reduction::Sum, {2}, error))
+      << error;
+  EXPECT_EQ(mismatch(i32, [&](int i) { return (4 * d + 3) * 1000 + 2 * i; }),
+            "");
+  // Beyond 2^31 per element: the sum must not wrap.
+  std::vector<int64_t> i64(n, (int64_t(1) << 40) * (r + 1));
+  EXPECT_TRUE(
+      c.allReduce(i64.data(), n, DType::I64, Reduction::Sum, {1, 2}, error))
+      << error;
+  EXPECT_EQ(mismatch(i64, [](int) { return (int64_t(1) << 40) * 10; }), "");
+}
+
+TEST(MpiComm, LargeBufferAndRegriddedPipelineAxis) {
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  const int r = c.rank();
+  std::string error;
+  // [pp, dp, tp] = [2, 2, 1]: rank r is (p, d) = (r / 2, r % 2); pp groups
+  // {0, 2} and {1, 3}.
+  setGrid(Grid{2, 2, 1});
+  const int n = 1 << 20; // several segments for the MPI algorithms
+  std::vector<float> x(n);
+  for (int i = 0; i < n; ++i)
+    x[i] = float((r + 1) * (i % 1024));
+  EXPECT_TRUE(c.allReduce(x.data(), n, DType::F32, Reduction::Sum, {0}, error))
+      << error;
+  const int members = (r % 2 + 1) + (r % 2 + 3);
+  EXPECT_EQ(mismatch(x, [&](int i) { return float(members * (i % 1024)); }),
+            "");
+  setGrid(Grid{1, 2, 2});
+}
+
+TEST(MpiComm, BroadcastAndBarrier) {
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  std::string error;
+  char text[32] = {};
+  if (c.rank() == 2)
+    std::strcpy(text, "/tmp/from-rank-2");
+  EXPECT_TRUE(c.broadcast(text, sizeof text, 2, error)) << error;
+  EXPECT_STREQ(text, "/tmp/from-rank-2");
+  EXPECT_TRUE(c.barrier(error)) << error;
+  EXPECT_FALSE(c.broadcast(text, sizeof text, 4, error));
+  EXPECT_NE(error.find("expected a root in [0, 4)"), std::string::npos)
+      << error;
+}
+
+TEST(MpiComm, EveryRankLearnsTheFirstFailure) {
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  const int r = c.rank();
+  std::string error = "unchanged";
+  EXPECT_FALSE(c.agreeOnFailure(false, error));
+  EXPECT_EQ(error, "unchanged");
+
+  error = r == 2 ? "data.tok: missing" : "";
+  EXPECT_TRUE(c.agreeOnFailure(r == 2, error));
+  EXPECT_EQ(error, "rank 2: data.tok: missing");
+
+  error = "failure on rank " + std::to_string(r);
+  EXPECT_TRUE(c.agreeOnFailure(r == 1 || r == 3, error));
+  EXPECT_EQ(error, "rank 1: failure on rank 1");
+
+  // Every rank failed: a shared cause, reported without a rank.
+  error = "plan needs 2 ranks (rank " + std::to_string(r) + ")";
+  EXPECT_TRUE(c.agreeOnFailure(true, error));
+  EXPECT_EQ(error, "plan needs 2 ranks (rank 0)");
+
+  // An empty message travels too.
+  error.clear();
+  EXPECT_TRUE(c.agreeOnFailure(r == 0, error));
+  EXPECT_EQ(error, "rank 0: ");
+}
