@@ -14,6 +14,8 @@ cmake -G Ninja -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" --target llamac
 llamac="$build/bin/llamac"
 
+# A fresh run each time: the previous quickstart's checkpoints are replaced.
+rm -rf "$out/checkpoints"
 mkdir -p "$out"
 mapfile -t corpus < <(find /usr/share/common-licenses -maxdepth 1 -type f | sort)
 "$llamac" tokenizer train "${corpus[@]}" --vocab-size 512 -o "$out/tokenizer.model"
@@ -23,5 +25,7 @@ mapfile -t corpus < <(find /usr/share/common-licenses -maxdepth 1 -type f | sort
   --weight-decay 0.1 --clip-grad-norm 1.0 -o "$out/mini.llx"
 "$llamac" inspect "$out/mini.llx"
 "$llamac" run "$out/mini.llx" --data "$out/corpus.tok" --steps 200 \
-  --metrics "$out/metrics.jsonl" "$@"
-echo "quickstart: plan, tokenizer, data and metrics are in $out"
+  --metrics "$out/metrics.jsonl" \
+  --save-dir "$out/checkpoints" --save-every 100 --keep 2 "$@"
+echo "quickstart: tokenizer, data, plan, metrics and an HF-format checkpoint"
+echo "            ($out/checkpoints/latest) are in $out"

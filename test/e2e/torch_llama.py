@@ -4,7 +4,8 @@ benchmark. Runs on Debian's python3-torch: use /usr/bin/python3.
 
   make-case:  random HF-named weights (safetensors), config.json, token file
   reference:  N AdamW steps with clipping from those weights on that data;
-              optionally compare with llamac's metrics JSONL
+              optionally compare with llamac's metrics JSONL; --time adds
+              each step's wall time (bench/cpu_vs_torch.sh)
 """
 import argparse
 import json
@@ -12,6 +13,7 @@ import math
 import os
 import struct
 import sys
+import time
 
 import torch
 
@@ -176,6 +178,7 @@ def reference(a):
     tokens, _ = read_tokens(a.data)
     rows = []
     for s in range(a.steps):
+        start = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = lr_at(s, a)
         x, y = batch(tokens, s, a.global_batch, a.seq_len)
@@ -190,8 +193,13 @@ def reference(a):
             if a.clip_grad_value > 0:
                 torch.nn.utils.clip_grad_value_(params, a.clip_grad_value)
         opt.step()
-        rows.append({"step": s, "loss": loss.item(), "grad_norm": norm.item(),
-                     "lr": lr_at(s, a)})
+        row = {"step": s, "loss": loss.item(), "grad_norm": norm.item(),
+               "lr": lr_at(s, a)}
+        if getattr(a, "time", False):
+            # Batch assembly through the optimizer step, like llamac's
+            # tokens_per_s (data loading + one run of the step program).
+            row["seconds"] = time.perf_counter() - start
+        rows.append(row)
     return rows
 
 
@@ -278,6 +286,8 @@ def main():
         r.add_argument(flag, type=typ, default=default)
     r.add_argument("--double", action="store_true",
                    help="compute the reference in float64 (the exact math)")
+    r.add_argument("--time", action="store_true",
+                   help="add each step's wall time in seconds to its row")
     a = ap.parse_args()
     if a.cmd == "make-case":
         make_case(a)

@@ -24,6 +24,13 @@
 namespace llamac {
 namespace kernels {
 
+/// Threads the kernels use from now on, for calls from the calling thread.
+/// On the CPU backend: the OpenMP team size (omp_set_num_threads); GEMMs are
+/// split over those threads too, so OpenBLAS's own pool (pthreads build) is
+/// set to one thread (openblas_set_num_threads) and never competes with
+/// OpenMP's. n < 1 means 1. Results are deterministic for a fixed n.
+void setNumThreads(int n);
+
 /// out[n, :] = table[ids[n], :]. table [V, D], ids [N], out [N, D].
 /// Ids outside [0, V) are a precondition violation (checked by the data loader).
 template <typename T>
