@@ -21,11 +21,11 @@ mapfile -t corpus < <(find /usr/share/common-licenses -maxdepth 1 -type f | sort
 "$llamac" tokenizer train "${corpus[@]}" --vocab-size 512 -o "$out/tokenizer.model"
 "$llamac" data prepare --tokenizer "$out/tokenizer.model" "${corpus[@]}" -o "$out/corpus.tok"
 "$llamac" compile mini --seq-len 128 --global-batch-size 8 \
-  --lr 1e-3 --min-lr 1e-4 --warmup-steps 10 --decay-steps 200 \
+  --lr 1e-3 --min-lr 1e-4 --warmup-steps 20 --decay-steps 600 \
   --weight-decay 0.1 --clip-grad-norm 1.0 -o "$out/mini.llx"
 "$llamac" inspect "$out/mini.llx"
-"$llamac" run "$out/mini.llx" --data "$out/corpus.tok" --steps 200 \
+"$llamac" run "$out/mini.llx" --data "$out/corpus.tok" --steps 600 \
   --metrics "$out/metrics.jsonl" \
-  --save-dir "$out/checkpoints" --save-every 100 --keep 2 "$@"
+  --save-dir "$out/checkpoints" --save-every 300 --keep 2 "$@"
 echo "quickstart: tokenizer, data, plan, metrics and an HF-format checkpoint"
 echo "            ($out/checkpoints/latest) are in $out"

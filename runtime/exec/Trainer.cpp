@@ -8,6 +8,7 @@
 #include "exec/PlanLoader.h"
 #include "io/DataLoader.h"
 #include "io/TokenFile.h"
+#include "llamac/runtime/Kernels.h"
 
 #include <nlohmann/json.hpp>
 
@@ -265,6 +266,10 @@ int runTraining(const RunOptions &options, std::string &error) {
   // 1. Options, the plan and its layout, on every rank. Every rank learns
   // whether any failed before the first other collective, so that a failure
   // on one rank never leaves the others waiting (DESIGN.md A7).
+  // One thread pool for the kernels and the GEMMs (see setNumThreads).
+  kernels::setNumThreads(options.threads > 0 ? options.threads
+                                             : omp_get_max_threads());
+
   LoadedPlan plan;
   bool ok = checkOptions(options, error) &&
             loadPlan(options.planPath, plan, error) &&

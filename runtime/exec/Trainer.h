@@ -82,6 +82,8 @@ struct RunOptions {
   int64_t saveEvery = 0;   ///< Save every K steps; 0: only after the last.
   int64_t keep = 0;        ///< Keep the K newest checkpoints; 0: all.
   bool resume = false;     ///< Continue from saveDir/latest.
+  /// CPU threads of this process; 0: OMP_NUM_THREADS, else every core.
+  int threads = 0;
   /// The ranks of the job (not owned; comm::createComm()); nullptr: this
   /// process alone (a LocalComm).
   comm::Comm *comm = nullptr;

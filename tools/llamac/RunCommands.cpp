@@ -25,6 +25,10 @@ void llamac::addRunFlags(CLI::App &app, exec::RunOptions &o) {
                  "Initial weights: an HF safetensors file or checkpoint "
                  "directory with HF tensor names");
   app.add_flag("-q,--quiet", o.quiet, "No per-step console output");
+  app.add_option("--threads", o.threads,
+                 "CPU threads per process (default: OMP_NUM_THREADS, else "
+                 "all cores)")
+      ->check(CLI::Range(1, 1024));
   app.add_option("--save-dir", o.saveDir,
                  "Save checkpoints (HF-loadable directories DIR/step-<N> "
                  "with optimizer and trainer state) here, after the last "
