@@ -13,9 +13,15 @@ set +e
 cmake --build "$build" --target check-llamac 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-passed=$( (grep -E '^\s*Passed\s*:' "$log" || true) | awk '{s+=$2} END {print s+0}')
-failed=$( (grep -E '^\s*Failed\s*:' "$log" || true) | awk '{s+=$2} END {print s+0}')
+# lit's summary: "  Passed: 12 (100.00%)" or, aligned, "  Passed : 12 (...)".
+count() {
+  (grep -E "^\s*$1\s*:" "$log" || true) |
+    sed -E 's/^[^:]*:\s*([0-9]+).*/\1/' | awk '{s+=$1} END {print s+0}'
+}
+passed=$(count Passed)
+failed=$(count Failed)
+skipped=$(count Skipped)
 rm -f "$log"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
-echo "llamac tests: ${passed} passed, ${failed} failed"
+echo "llamac tests: ${passed} passed, ${failed} failed, ${skipped} skipped"
 exit "$status"
