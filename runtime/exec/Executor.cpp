@@ -3,6 +3,7 @@
 
 #include "comm/Comm.h"
 #include "exec/PlanLoader.h"
+#include "exec/Trace.h"
 #include "llamac/runtime/Kernels.h"
 
 #include <algorithm>
@@ -250,8 +251,11 @@ std::string Executor::instrError(const Op &op, const std::string &why) const {
          "'" + loc + ": " + why;
 }
 
-bool Executor::run(std::string &error) {
+template <bool kTraced> bool Executor::runOps(std::string &error) {
   for (const Op &op : ops_) {
+    [[maybe_unused]] Trace::Clock::time_point begin;
+    if constexpr (kTraced)
+      begin = Trace::Clock::now();
     const int64_t *s = op.size;
     const double *r = op.attrs.real;
     const int64_t *iv = op.attrs.integer;
@@ -369,8 +373,15 @@ bool Executor::run(std::string &error) {
       break;
     }
     }
+    if constexpr (kTraced)
+      trace_->kernel(op.instr, begin, Trace::Clock::now());
   }
   return true;
+}
+
+bool Executor::run(std::string &error) {
+  // Decided once per run, not per instruction.
+  return trace_ ? runOps<true>(error) : runOps<false>(error);
 }
 
 int64_t Executor::argumentBytesTotal() const {

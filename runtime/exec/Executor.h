@@ -25,6 +25,10 @@
 // Without one, the executor is alone (a LocalComm: reductions over one rank
 // leave the data as it is).
 //
+// Tracing (exec/Trace.h): with setTrace(), run() records the start and end
+// of every instruction; without, it runs a separate loop with no timing at
+// all.
+//
 // NOTE: run() does not advance `step`; the caller (Trainer) sets it before
 // each run.
 //
@@ -46,6 +50,8 @@ class Comm;
 } // namespace comm
 
 namespace exec {
+
+class Trace;
 
 /// The learning rate of 0-based step `step` (docs/plan-format.md,
 /// DESIGN.md A2), computed in double: linear warmup `lr * (s+1) / warmup`
@@ -79,6 +85,10 @@ public:
   /// ("instr 12 'all_reduce' (loc): <the communicator's error>"); the ranks
   /// of the job are then out of step, and the caller ends the job.
   bool run(std::string &error);
+
+  /// Records every instruction run() executes into `trace` (not owned; must
+  /// outlive the runs, or be reset with nullptr); nullptr: no tracing.
+  void setTrace(Trace *trace) { trace_ = trace; }
 
   const plan::Program &program() const { return *program_; }
   int64_t arenaBytes() const { return arenaBytes_; }
@@ -138,6 +148,9 @@ private:
     int64_t n;
   };
 
+  /// run()'s loop; kTraced records each instruction into trace_.
+  template <bool kTraced> bool runOps(std::string &error);
+
   void *allocate(int64_t bytes, const std::string &what, std::string &error);
   void *tensorPointer(int index) const;
 
@@ -146,6 +159,7 @@ private:
 
   const plan::Program *program_ = nullptr;
   comm::Comm *comm_ = nullptr;
+  Trace *trace_ = nullptr;
   int64_t arenaBytes_ = 0;
   void *arena_ = nullptr;
   std::vector<Buffer> arguments_;

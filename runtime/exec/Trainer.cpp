@@ -6,6 +6,7 @@
 #include "exec/Executor.h"
 #include "exec/Init.h"
 #include "exec/PlanLoader.h"
+#include "exec/Trace.h"
 #include "io/DataLoader.h"
 #include "io/TokenFile.h"
 #include "llamac/runtime/Kernels.h"
@@ -340,12 +341,35 @@ int runTraining(const RunOptions &options, std::string &error) {
   }
 
   // 3. The outputs, now that the input is known to be good on every rank.
-  // Rank 0 writes them all: after an all-reduced step every rank holds the
+  // Every rank creates its trace file (a temporary one until the end), and
+  // the ranks agree on that before rank 0 creates anything: a bad --trace
+  // path on any rank leaves no metrics file or --save-dir behind.
+  const int64_t tokensPerStep = tc.globalBatchSize * tc.seqLen;
+  Trace trace;
+  if (!options.tracePath.empty()) {
+    const nlohmann::json metadata = {
+        {"plan", options.planPath},
+        {"model", model.name},
+        {"layout", grid.toString()},
+        {"comm", comm.name()},
+        {"threads", omp_get_max_threads()},
+        {"first_step", firstStep + 1},
+        {"steps", options.steps},
+        {"tokens_per_step", tokensPerStep}};
+    ok = trace.open(traceFilePath(options.tracePath, rank, comm.size()),
+                    exec.program(), rank, comm.size(), metadata, error);
+    if (comm.agreeOnFailure(!ok, error))
+      return 1;
+    exec.setTrace(&trace);
+  }
+  // Rank 0 writes the rest: after an all-reduced step every rank holds the
   // same loss, lr, grad_norm and (with tp = pp = 1) full parameters.
   std::FILE *metrics = nullptr;
   ok = !root || openOutputs(options, metrics, error);
   if (comm.agreeOnFailure(!ok, error))
     return 1;
+  // The trace's time 0: the ranks have just left the same agreement.
+  trace.start();
   struct Closer {
     std::FILE *f;
     ~Closer() {
@@ -355,7 +379,6 @@ int runTraining(const RunOptions &options, std::string &error) {
   } closer{metrics};
 
   // 4. The header.
-  const int64_t tokensPerStep = tc.globalBatchSize * tc.seqLen;
   if (log) {
     std::printf("model %s: %s parameters, %lld layers, %lld heads, %lld kv "
                 "heads, hidden %lld, vocab %lld\n",
@@ -411,6 +434,14 @@ int runTraining(const RunOptions &options, std::string &error) {
       std::printf("checkpoints: %s, %s\n", options.saveDir.c_str(),
                   when.c_str());
     }
+    if (trace.enabled()) {
+      const std::string last =
+          traceFilePath(options.tracePath, world - 1, world);
+      std::printf("trace: %s%s (Chrome trace event format, written at the "
+                  "end)\n",
+                  trace.path().c_str(),
+                  world == 1 ? "" : (" .. " + last).c_str());
+    }
     std::fflush(stdout);
   }
 
@@ -433,10 +464,12 @@ int runTraining(const RunOptions &options, std::string &error) {
   const auto start = Clock::now();
   for (int64_t s = firstStep; s < options.steps; ++s) {
     const auto t0 = Clock::now();
+    trace.beginStep(s + 1);
     // A failure here leaves this rank out of step with the others' next
     // collective: it ends the job (with one rank, it is an ordinary error).
     bool ran = loader.fillBatch(s, dpRank, grid.dp, /*microIndex=*/0,
                                 tc.microBatchSize, tokens, targets, error);
+    trace.host(HostEvent::Data, t0, Clock::now());
     if (ran) {
       *step = s;
       ran = exec.run(error);
@@ -444,6 +477,7 @@ int runTraining(const RunOptions &options, std::string &error) {
     if (!ran) {
       bar.clear();
       error = "step " + std::to_string(s + 1) + ": " + error;
+      trace.discard(); // comm.abort() skips the destructors.
       if (comm.size() > 1)
         comm.abort(error, 1);
       return 1;
@@ -456,6 +490,7 @@ int runTraining(const RunOptions &options, std::string &error) {
       error = "step " + std::to_string(s + 1) + ": loss is " +
               (std::isnan(*loss) ? "nan" : "inf") +
               "; training diverged (try a lower learning rate)";
+    const auto tLog = Clock::now();
     if (ok && log) {
       bar.clear();
       std::string line = "step " + std::to_string(s + 1) + "/" +
@@ -489,6 +524,8 @@ int runTraining(const RunOptions &options, std::string &error) {
         ok = false;
       }
     }
+    if (log || metrics)
+      trace.host(HostEvent::Log, tLog, Clock::now());
     const int64_t done = s + 1;
     if (ok && root && !options.saveDir.empty() &&
         (done == options.steps ||
@@ -501,17 +538,27 @@ int runTraining(const RunOptions &options, std::string &error) {
         error = "step " + std::to_string(done) +
                 ": cannot save checkpoint: " + error;
         ok = false;
-      } else if (log) {
+      } else {
+        trace.host(HostEvent::Checkpoint, t1, Clock::now(), saved);
+      }
+      if (ok && log) {
         bar.clear();
         std::printf("saved %s (%.2f s)\n", saved.c_str(),
                     std::chrono::duration<double>(Clock::now() - t1).count());
         std::fflush(stdout);
       }
     }
-    if (comm.agreeOnFailure(!ok, error)) {
+    const auto tAgree = Clock::now();
+    const bool failed = comm.agreeOnFailure(!ok, error);
+    const auto t2 = Clock::now();
+    trace.host(HostEvent::Agree, tAgree, t2);
+    trace.host(HostEvent::Step, t0, t2);
+    if (failed) {
       bar.clear();
       return 1;
     }
+    // Formatting the step's events is not part of the step.
+    trace.flushStep();
   }
   bar.clear();
   if (log) {
@@ -534,6 +581,15 @@ int runTraining(const RunOptions &options, std::string &error) {
       ok = false;
     }
   }
+  // The trace: complete and durable on every rank before any is renamed
+  // into place, so that a failure on one rank leaves no trace file at all.
+  if (ok && !trace.finish(error))
+    ok = false;
+  if (comm.agreeOnFailure(!ok, error))
+    return 1;
+  if (options.tracePath.empty())
+    return 0;
+  ok = trace.commit(error);
   return comm.agreeOnFailure(!ok, error) ? 1 : 0;
 }
 

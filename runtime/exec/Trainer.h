@@ -13,8 +13,10 @@
 //     ranks agree (Comm::agreeOnFailure): if any rank failed, every rank
 //     returns 1 with the same message, before any other collective, so a
 //     bad input never hangs the job;
-//  2. only then rank 0 opens the --metrics file and creates --save-dir, so
-//     that bad input leaves no file behind (DESIGN.md A7);
+//  2. only then every rank creates its --trace file (as a temporary file,
+//     renamed at the end of a successful run) and rank 0 opens the --metrics
+//     file and creates --save-dir, so that bad input leaves no file behind
+//     (DESIGN.md A7);
 //  3. for each step s from 0 (or the checkpoint's step) to --steps: the
 //     DataLoader fills tokens/targets with this rank's slice (A3 order, dp
 //     rank (rank / tp) % dp, microbatch 0), `step` is set to s, the program
@@ -38,6 +40,12 @@
 // count and layout). Without --resume, a DIR that already holds checkpoints
 // is an error (nothing is overwritten). Rank 0 saves: with tp = pp = 1 its
 // parameters and moments are the full tensors, identical on every dp rank.
+//
+// Trace (--trace FILE.json, exec/Trace.h): every rank records its kernel
+// calls, all_reduces, data loading, logging, checkpoint saves and step spans,
+// and writes them at the end of a successful run, to FILE.json with one rank
+// and FILE.rank<R>.json with several. A failed run leaves no trace file; so
+// does a resumed run with nothing to do.
 //
 // Console (rank 0): the first lines describe the model, the layout (dp, tp,
 // pp and the number of ranks), the memory, the batch and the FLOPs/token
@@ -82,6 +90,9 @@ struct RunOptions {
   int64_t saveEvery = 0;   ///< Save every K steps; 0: only after the last.
   int64_t keep = 0;        ///< Keep the K newest checkpoints; 0: all.
   bool resume = false;     ///< Continue from saveDir/latest.
+  /// Chrome / Perfetto trace of each rank (exec/Trace.h; with several ranks
+  /// rank R writes traceFilePath(tracePath, R, size)); empty: no trace.
+  std::string tracePath;
   /// CPU threads of this process; 0: OMP_NUM_THREADS, else every core.
   int threads = 0;
   /// The ranks of the job (not owned; comm::createComm()); nullptr: this

@@ -40,6 +40,11 @@ void llamac::addRunFlags(CLI::App &app, exec::RunOptions &o) {
   app.add_flag("--resume", o.resume,
                "Continue from --save-dir's latest checkpoint; --steps is "
                "the total number of steps");
+  app.add_option("--trace", o.tracePath,
+                 "Write a Chrome/Perfetto trace (kernels, all_reduces, data, "
+                 "steps, checkpoints) at the end of the run; with several "
+                 "ranks each writes its own, FILE.rank<R>.json (.rank<R> "
+                 "before the extension)");
 }
 
 int llamac::runInspect(const std::string &planPath) {
