@@ -42,8 +42,8 @@ LogicalResult LlmOptimizerPass::verifyOptions(func::FuncOp func) {
   if (clipGradNorm < 0 || clipGradValue < 0)
     return func.emitError("clipping thresholds must be non-negative, got "
                           "clip-grad-norm = ")
-           << formatNumber(clipGradNorm)
-           << ", clip-grad-value = " << formatNumber(clipGradValue);
+           << llm::formatNumber(clipGradNorm)
+           << ", clip-grad-value = " << llm::formatNumber(clipGradValue);
   if (clipGradNorm > 0 && clipGradValue > 0)
     return func.emitError("clip-grad-norm and clip-grad-value are mutually "
                           "exclusive; choose one clipping mode");

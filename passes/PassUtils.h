@@ -11,8 +11,6 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 
-#include <cstdio>
-#include <string>
 
 namespace llamac {
 
@@ -38,13 +36,6 @@ inline mlir::DictionaryAttr roleAttrs(mlir::Builder &b, llvm::StringRef role,
     attrs.push_back(b.getNamedAttr(llm::kParamAttr, b.getStringAttr(param)));
   attrs.push_back(b.getNamedAttr(llm::kRoleAttr, b.getStringAttr(role)));
   return b.getDictionaryAttr(attrs);
-}
-
-/// A double as a diagnostic shows it: `0.1`, not `1.000000e-01`.
-inline std::string formatNumber(double v) {
-  char buf[32];
-  snprintf(buf, sizeof(buf), "%g", v);
-  return buf;
 }
 
 /// The index of the first result with `role`, or -1.

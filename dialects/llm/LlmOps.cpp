@@ -18,8 +18,7 @@ using namespace llamac::llm;
 #define GET_OP_CLASSES
 #include "dialects/llm/LlmOps.cpp.inc"
 
-/// Prints a double as `0.1` rather than `1.000000e-01` in diagnostics.
-static std::string num(double v) {
+std::string llamac::llm::formatNumber(double v) {
   char buf[32];
   snprintf(buf, sizeof(buf), "%g", v);
   return buf;
@@ -69,7 +68,7 @@ static LogicalResult expectSameType(Operation *op, StringRef what, Value v,
 static LogicalResult expectPositive(Operation *op, StringRef name, double v) {
   if (!(v > 0))
     return op->emitOpError() << "attribute '" << name
-                             << "' must be positive, got " << num(v);
+                             << "' must be positive, got " << formatNumber(v);
   return success();
 }
 
@@ -374,13 +373,13 @@ LogicalResult AdamWOp::verify() {
                             {"beta2", getBeta2().convertToDouble()}})
     if (!(beta >= 0 && beta < 1))
       return emitOpError() << "attribute '" << name
-                           << "' must be in [0, 1), got " << num(beta);
+                           << "' must be in [0, 1), got " << formatNumber(beta);
   if (!(getEps().convertToDouble() >= 0))
     return emitOpError("attribute 'eps' must be non-negative, got ")
-           << num(getEps().convertToDouble());
+           << formatNumber(getEps().convertToDouble());
   if (!(getWeightDecay().convertToDouble() >= 0))
     return emitOpError("attribute 'weight_decay' must be non-negative, got ")
-           << num(getWeightDecay().convertToDouble());
+           << formatNumber(getWeightDecay().convertToDouble());
   return success();
 }
 
@@ -422,7 +421,7 @@ LogicalResult LrScheduleOp::verify() {
   int64_t warmup = getWarmupSteps(), decay = getDecaySteps();
   if (!(lr >= 0) || !(minLr >= 0))
     return emitOpError("learning rates must be non-negative, got lr = ")
-           << num(lr) << ", min_lr = " << num(minLr);
+           << formatNumber(lr) << ", min_lr = " << formatNumber(minLr);
   if (warmup < 0 || decay < 0)
     return emitOpError("step counts must be non-negative, got warmup_steps = ")
            << warmup << ", decay_steps = " << decay;

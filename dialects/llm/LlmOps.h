@@ -8,6 +8,8 @@
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include <string>
+
 #include "dialects/llm/LlmInterfaces.h.inc"
 
 #define GET_OP_CLASSES
@@ -17,6 +19,8 @@ namespace llamac::llm {
 /// Attribute names used on @train_step arguments and results.
 inline constexpr llvm::StringLiteral kParamAttr = "llm.param";
 inline constexpr llvm::StringLiteral kRoleAttr = "llm.role";
+/// A double as diagnostics show it: `0.1`, not `1.000000e-01`.
+std::string formatNumber(double v);
 } // namespace llamac::llm
 
 #endif // LLAMAC_DIALECTS_LLM_LLMOPS_H

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "io/Safetensors.h"
+#include "support/Float16.h"
 
 #include <nlohmann/json.hpp>
 
@@ -183,33 +184,6 @@ uint64_t dtypeSize(DType dtype) {
     if (e.dtype == dtype)
       return e.size;
   return 0;
-}
-
-float halfToFloat(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t mant = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign; // +-0
-    } else {
-      // Subnormal: mant * 2^-24. Normalize so the leading 1 is bit 10.
-      int32_t e = 127 - 15 + 1;
-      while (!(mant & 0x400)) {
-        mant <<= 1;
-        --e;
-      }
-      bits = sign | (static_cast<uint32_t>(e) << 23) | ((mant & 0x3ff) << 13);
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | (mant << 13); // inf or NaN (payload kept)
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
 }
 
 uint64_t TensorInfo::numel() const {
@@ -434,7 +408,7 @@ bool SafetensorsFile::readAsFloat(const std::string &name, float *out,
     return true;
   case DType::BF16:
     for (uint64_t i = 0; i < n; ++i)
-      out[i] = bfloat16ToFloat(detail::loadLE16(src + 2 * i));
+      out[i] = bf16ToFloat(detail::loadLE16(src + 2 * i));
     return true;
   case DType::F64:
     for (uint64_t i = 0; i < n; ++i) {

@@ -71,16 +71,6 @@ bool parseDType(const std::string &name, DType &out);
 /// Bytes per element.
 uint64_t dtypeSize(DType dtype);
 
-/// IEEE binary16 to float (exact, including subnormals, inf and NaN).
-float halfToFloat(uint16_t bits);
-/// bfloat16 (the high half of a binary32) to float (exact).
-inline float bfloat16ToFloat(uint16_t bits) {
-  uint32_t u = static_cast<uint32_t>(bits) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof(f));
-  return f;
-}
-
 /// One tensor of a safetensors header.
 struct TensorInfo {
   std::string name;

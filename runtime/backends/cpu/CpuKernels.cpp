@@ -32,6 +32,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "Parallel.h"
 #include "llamac/runtime/Kernels.h"
 
 #include <cblas.h>
@@ -77,14 +78,6 @@ constexpr int64_t kColumnBlock = 64;
 
 /// Elements per partial sum in sumSquares. Fixed for the same reason.
 constexpr int64_t kSumBlock = int64_t(1) << 16;
-
-/// Below this much work (roughly, inner-loop iterations) a kernel runs on
-/// the calling thread. Starting a team costs microseconds when cores are
-/// idle, but on a loaded machine spinning workers can cost milliseconds per
-/// region, which dominates small models and the finite-difference tests.
-/// Results are the same either way: no kernel's split depends on the thread
-/// count.
-constexpr int64_t kMinParallelWork = int64_t(1) << 15;
 
 /// Query rows per attention tile. A tile of rows [i0, i0 + 64) multiplies
 /// keys [0, i0 + 64) only, so the GEMMs compute 1/2 + 32/S of the full score

@@ -1,143 +1,43 @@
 //===- Precision.cpp - bf16 and fp16 storage emulated on float -----------===//
 //
-// Conversions between float and the 16-bit storage formats of mixed-precision
-// training, bit-exact and in integer arithmetic only, so the result does not
-// depend on the rounding mode, the compiler's float flags or the ISA (no F16C
-// or AVX512-BF16 instructions). Semantics are documented in Kernels.h.
-//
-// Rounding to nearest even on a bit pattern: to drop the low `k` bits of an
-// unsigned magnitude `a`, add (2^(k-1) - 1) plus the lowest kept bit, then
-// shift. A remainder above the half carries, one below does not, and an exact
-// half carries only when the kept part is odd. Because float and the targets
-// order magnitudes like their bit patterns, a carry out of the mantissa
-// increments the exponent, and one out of the largest finite value yields
-// the infinity pattern.
+// Bulk conversions between float and the 16-bit storage formats, built on
+// the bit-exact scalar conversions of support/Float16.h.
 //
 //===----------------------------------------------------------------------===//
 
+#include "Parallel.h"
 #include "llamac/runtime/Kernels.h"
-
-#include <cstring>
 
 namespace llamac {
 namespace kernels {
 
 namespace {
-
-/// Elements below which the loops stay serial (as in CpuKernels.cpp).
-constexpr int64_t kMinParallelWork = int64_t(1) << 15;
-
-inline uint32_t floatBits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof(u));
-  return u;
+/// y[i] = f(x[i]); elements are independent, so the split does not matter.
+template <typename In, typename Out, typename F>
+void mapElements(const In *x, Out *y, int64_t n, F f) {
+#pragma omp parallel for schedule(static) if (n >= kMinParallelWork)
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = f(x[i]);
 }
-
-inline float bitsFloat(uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, sizeof(x));
-  return x;
-}
-
-/// Drops the low `k` bits (1 <= k <= 31) of `a`, rounding to nearest even.
-inline uint32_t shiftRoundEven(uint32_t a, int k) {
-  const uint32_t lsb = (a >> k) & 1u;
-  // a + half - 1 + lsb cannot overflow: a < 2^31 wherever this is used.
-  return (a + ((uint32_t(1) << (k - 1)) - 1u) + lsb) >> k;
-}
-
-constexpr uint32_t kF32AbsMask = 0x7FFFFFFFu;
-constexpr uint32_t kF32Inf = 0x7F800000u;
-constexpr uint32_t kF32Quiet = 0x00400000u;
-
-/// float 2^-14, the smallest normal binary16 (biased exponent 113).
-constexpr uint32_t kF32HalfMinNormal = 0x38800000u;
-/// float 65520: binary16 65504 plus half an ulp (2^4); rounds to infinity.
-constexpr uint32_t kF32HalfOverflow = 0x477FF000u;
-/// Biased exponent 127 - 15, the rebias from float to binary16.
-constexpr uint32_t kRebias = uint32_t(127 - 15) << 23;
-
 } // namespace
 
-uint16_t floatToBf16(float x) {
-  const uint32_t u = floatBits(x);
-  if ((u & kF32AbsMask) > kF32Inf) // NaN: truncating could yield inf.
-    return uint16_t((u | kF32Quiet) >> 16);
-  // Finite values at or above the midpoint past 0x7F7F carry into 0x7F80.
-  return uint16_t(shiftRoundEven(u & kF32AbsMask, 16) | ((u >> 16) & 0x8000u));
-}
-
-float bf16ToFloat(uint16_t h) { return bitsFloat(uint32_t(h) << 16); }
-
-uint16_t floatToHalf(float x) {
-  const uint32_t u = floatBits(x);
-  const uint32_t sign = (u >> 16) & 0x8000u;
-  const uint32_t a = u & kF32AbsMask;
-  if (a > kF32Inf) // NaN: top 10 payload bits, quiet.
-    return uint16_t(sign | 0x7E00u | ((a >> 13) & 0x03FFu));
-  if (a >= kF32HalfOverflow) // Includes inf.
-    return uint16_t(sign | 0x7C00u);
-  if (a >= kF32HalfMinNormal) // Normal: rebias, then drop 13 bits.
-    return uint16_t(sign | shiftRoundEven(a - kRebias, 13));
-  // Subnormal binary16 (or zero): the result is |x| / 2^-24 rounded, i.e.
-  // the float significand m (with its implicit bit) times 2^(e - 126).
-  // Exponents below 102 give |x| < 2^-25, which rounds to zero; so do float
-  // subnormals (e = 0), far below that.
-  const int e = int(a >> 23);
-  if (e < 102)
-    return uint16_t(sign);
-  const uint32_t m = (a & 0x007FFFFFu) | 0x00800000u;
-  // A carry into 0x0400 is the smallest normal, correctly encoded.
-  return uint16_t(sign | shiftRoundEven(m, 126 - e));
-}
-
-float halfToFloat(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
-  const uint32_t e = (h >> 10) & 0x1Fu;
-  const uint32_t m = h & 0x03FFu;
-  if (e == 0x1F) // inf or NaN, payload kept.
-    return bitsFloat(sign | kF32Inf | (m << 13));
-  if (e != 0) // Normal.
-    return bitsFloat(sign | ((((e << 10) | m) << 13) + kRebias));
-  // Zero or subnormal: m * 2^-24, exact in float (m < 2^10).
-  const float mag = float(m) * bitsFloat(0x33800000u); // 2^-24
-  return bitsFloat(sign | floatBits(mag));
-}
-
 void castF32ToBf16(const float *x, uint16_t *y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kMinParallelWork)
-  for (int64_t i = 0; i < n; ++i)
-    y[i] = floatToBf16(x[i]);
+  mapElements(x, y, n, floatToBf16);
 }
-
 void castBf16ToF32(const uint16_t *x, float *y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kMinParallelWork)
-  for (int64_t i = 0; i < n; ++i)
-    y[i] = bf16ToFloat(x[i]);
+  mapElements(x, y, n, bf16ToFloat);
 }
-
 void castF32ToF16(const float *x, uint16_t *y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kMinParallelWork)
-  for (int64_t i = 0; i < n; ++i)
-    y[i] = floatToHalf(x[i]);
+  mapElements(x, y, n, floatToHalf);
 }
-
 void castF16ToF32(const uint16_t *x, float *y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kMinParallelWork)
-  for (int64_t i = 0; i < n; ++i)
-    y[i] = halfToFloat(x[i]);
+  mapElements(x, y, n, halfToFloat);
 }
-
 void roundTripBf16(const float *x, float *y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kMinParallelWork)
-  for (int64_t i = 0; i < n; ++i)
-    y[i] = bf16ToFloat(floatToBf16(x[i]));
+  mapElements(x, y, n, [](float v) { return bf16ToFloat(floatToBf16(v)); });
 }
-
 void roundTripF16(const float *x, float *y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kMinParallelWork)
-  for (int64_t i = 0; i < n; ++i)
-    y[i] = halfToFloat(floatToHalf(x[i]));
+  mapElements(x, y, n, [](float v) { return halfToFloat(floatToHalf(v)); });
 }
 
 } // namespace kernels

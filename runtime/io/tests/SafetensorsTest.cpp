@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "io/Safetensors.h"
+#include "support/Float16.h"
 
 #include "IOTestUtil.h"
 
@@ -23,6 +24,8 @@
 #include <limits>
 
 using namespace llamac::io;
+using llamac::bf16ToFloat;
+using llamac::halfToFloat;
 using llamac::io::testing::le;
 using llamac::io::testing::readBytes;
 using llamac::io::testing::TempDir;
@@ -190,8 +193,8 @@ TEST(Safetensors, HalfToFloatMatchesLdexpForAllPatterns) {
       ASSERT_EQ(std::signbit(got), sign == 1) << bits;
     }
   }
-  EXPECT_EQ(bfloat16ToFloat(0x4049), 3.140625f);
-  EXPECT_EQ(bfloat16ToFloat(0xff80), -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(bf16ToFloat(0x4049), 3.140625f);
+  EXPECT_EQ(bf16ToFloat(0xff80), -std::numeric_limits<float>::infinity());
 }
 
 //===----------------------------------------------------------------------===//

@@ -19,6 +19,8 @@
 #ifndef LLAMAC_RUNTIME_KERNELS_H
 #define LLAMAC_RUNTIME_KERNELS_H
 
+#include "support/Float16.h"
+
 #include <cstdint>
 
 namespace llamac {
@@ -142,32 +144,13 @@ void adamw(T *p, const T *g, T *m, T *v, int64_t n, double lr, double beta1,
 // Low-precision storage (bf16, fp16) emulated on float
 //===----------------------------------------------------------------------===//
 //
-// Values are held as raw bit patterns (uint16_t): bf16 (1-8-7, the upper half
-// of a float) and IEEE binary16 (1-5-10). Narrowing rounds to nearest, ties to
-// even, like torch's .to(torch.bfloat16) / .half() and the CUDA __float2bfloat16
-// / __float2half intrinsics:
-//  - finite values too large for the format become +-inf (fp16: |x| >= 65520,
-//    the midpoint above the largest finite value 65504; bf16: above
-//    0x7F7F's midpoint);
-//  - subnormals of the target are produced exactly (fp16 down to 2^-24; a
-//    value at or below 2^-25 becomes a signed zero);
-//  - zeros and infinities keep their sign; NaN stays NaN: sign and the top
-//    payload bits are kept and the quiet bit is set. (torch returns one
-//    canonical NaN instead; only NaN-ness, not the payload, is part of the
-//    contract.)
-// Widening is exact (every bf16 and fp16 value is a float) and keeps the bits
-// of NaNs as they are.
-// NOTE: independent of the floating-point environment (integer arithmetic
-// only); the rounding mode set by fesetround is ignored.
-
-/// Nearest bf16 of x, ties to even. Equivalent to: __float2bfloat16_rn.
-uint16_t floatToBf16(float x);
-/// The float whose upper 16 bits are h (exact).
-float bf16ToFloat(uint16_t h);
-/// Nearest IEEE binary16 of x, ties to even. Equivalent to: __float2half_rn.
-uint16_t floatToHalf(float x);
-/// The value of the binary16 pattern h (exact).
-float halfToFloat(uint16_t h);
+// Values are held as raw bit patterns (uint16_t); the scalar conversions
+// and their rounding semantics are in support/Float16.h (shared with the
+// safetensors reader).
+using ::llamac::bf16ToFloat;
+using ::llamac::floatToBf16;
+using ::llamac::floatToHalf;
+using ::llamac::halfToFloat;
 
 /// Elementwise conversions of n values; y = f(x[i]). Results do not depend on
 /// the thread count.
