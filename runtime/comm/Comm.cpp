@@ -49,6 +49,32 @@ bool parseReduction(const std::string &name, Reduction &out) {
 
 Comm::~Comm() = default;
 
+bool Comm::checkGatherArguments(const char *what, const void *send,
+                                int64_t sendBytes, const void *recv,
+                                int64_t recvBytes, int64_t count,
+                                const std::vector<int> &gridAxes,
+                                AxisMask &mask, std::string &error) {
+  if (!ascendingGridAxesMask(gridAxes, mask, error)) {
+    error = std::string(what) + " over grid axes " + error;
+    return false;
+  }
+  if (count < 0 || (count > 0 && (!send || !recv))) {
+    error = std::string(what) + " of " + std::to_string(count) + " elements" +
+            (count > 0 ? " with a null buffer" : "") +
+            ", expected count >= 0 and two buffers";
+    return false;
+  }
+  const char *s = static_cast<const char *>(send);
+  const char *r = static_cast<const char *>(recv);
+  if (count > 0 && s < r + recvBytes && r < s + sendBytes) {
+    error = std::string(what) + ": the send buffer (" +
+            std::to_string(sendBytes) + " bytes) and the receive buffer (" +
+            std::to_string(recvBytes) + " bytes) overlap";
+    return false;
+  }
+  return true;
+}
+
 //===----------------------------------------------------------------------===//
 // LocalComm
 //===----------------------------------------------------------------------===//
@@ -79,6 +105,35 @@ bool LocalComm::allReduce(void *data, int64_t count, DType dtype,
     return false;
   }
   return true; // The reduction over one rank is the identity.
+}
+
+bool LocalComm::allGather(const void *send, void *recv, int64_t count,
+                          DType dtype, const std::vector<int> &gridAxes,
+                          std::string &error) {
+  // One rank: the group is this rank, G = 1, recv = send.
+  const int64_t bytes = count * dtypeBytes(dtype);
+  AxisMask mask;
+  if (!checkGatherArguments("all_gather", send, bytes, recv, bytes, count,
+                            gridAxes, mask, error))
+    return false;
+  if (count > 0)
+    std::memcpy(recv, send, static_cast<size_t>(bytes));
+  return true;
+}
+
+bool LocalComm::reduceScatter(const void *send, void *recv, int64_t recvCount,
+                              DType dtype, Reduction reduction,
+                              const std::vector<int> &gridAxes,
+                              std::string &error) {
+  (void)reduction;
+  const int64_t bytes = recvCount * dtypeBytes(dtype);
+  AxisMask mask;
+  if (!checkGatherArguments("reduce_scatter", send, bytes, recv, bytes,
+                            recvCount, gridAxes, mask, error))
+    return false;
+  if (recvCount > 0)
+    std::memcpy(recv, send, static_cast<size_t>(bytes));
+  return true;
 }
 
 bool LocalComm::barrier(std::string &) { return true; }

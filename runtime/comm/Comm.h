@@ -7,7 +7,8 @@
 // a failure on one rank from leaving the others waiting in a collective.
 //
 // Implementations:
-//  - LocalComm: one process, world size 1; every collective is the identity.
+//  - LocalComm: one process, world size 1; every collective is the identity
+//    (a gather or scatter over one rank copies).
 //  - MpiComm (comm/mpi/, built with -DLLAMAC_ENABLE_MPI=ON): the ranks of
 //    `mpirun -np N`; one MPI sub-communicator per set of grid axes, created
 //    by setGrid().
@@ -86,6 +87,42 @@ public:
                          Reduction reduction, const std::vector<int> &gridAxes,
                          std::string &error) = 0;
 
+  /// Concatenation: `recv` (G * count elements, G = the number of ranks in
+  /// this rank's group over `gridAxes`) receives the `send` buffer (count
+  /// elements) of every rank of the group, the one of group index g
+  /// (Grid::groupIndex) at elements [g * count, (g + 1) * count). Every
+  /// rank of the group gets the same `recv`. `gridAxes` must be ascending
+  /// (the block order is row-major over them); `send` and `recv` must not
+  /// overlap. count == 0 is a no-op; a group of one rank copies.
+  /// Equivalent to: MPI_Allgather on the group's communicator (whose rank
+  /// order is the group index order) / ncclAllGather.
+  virtual bool allGather(const void *send, void *recv, int64_t count,
+                         DType dtype, const std::vector<int> &gridAxes,
+                         std::string &error) = 0;
+
+  /// `send` holds G blocks of `recvCount` elements (G as for allGather);
+  /// `recv` (recvCount elements) becomes block g, g = this rank's group
+  /// index, of the elementwise reduction of the `send` buffers of every
+  /// rank of the group. `gridAxes` must be ascending; the buffers must not
+  /// overlap. recvCount == 0 is a no-op; a group of one rank copies.
+  /// Equivalent to: MPI_Reduce_scatter_block on the group's communicator /
+  /// ncclReduceScatter.
+  virtual bool reduceScatter(const void *send, void *recv, int64_t recvCount,
+                             DType dtype, Reduction reduction,
+                             const std::vector<int> &gridAxes,
+                             std::string &error) = 0;
+
+  /// This rank's place in its group over `mask`: its group index and the
+  /// group's size (pure arithmetic on the grid; Grid::groupIndex).
+  /// Precondition: hasGrid().
+  struct GroupPosition {
+    int index = 0; ///< In [0, size): the block this rank holds or sends.
+    int size = 1;  ///< G: the number of ranks (and blocks) of the group.
+  };
+  GroupPosition groupPosition(AxisMask mask) const {
+    return {grid_.groupIndex(rank(), mask), grid_.groupSize(mask)};
+  }
+
   /// Returns when every rank of the world has called it.
   /// Equivalent to: MPI_Barrier(MPI_COMM_WORLD).
   virtual bool barrier(std::string &error) = 0;
@@ -115,6 +152,16 @@ public:
   [[noreturn]] virtual void abort(const std::string &message, int code) = 0;
 
 protected:
+  /// The argument checks every allGather / reduceScatter makes: `gridAxes`
+  /// a valid ascending list (its mask in `mask`), count >= 0 and buffers
+  /// when count > 0, `sendBytes` and `recvBytes` at `send` and `recv` not
+  /// overlapping. On failure `error` starts with `what` ("all_gather").
+  static bool checkGatherArguments(const char *what, const void *send,
+                                   int64_t sendBytes, const void *recv,
+                                   int64_t recvBytes, int64_t count,
+                                   const std::vector<int> &gridAxes,
+                                   AxisMask &mask, std::string &error);
+
   Grid grid_;
 };
 
@@ -128,6 +175,12 @@ public:
   bool setGrid(const Grid &grid, std::string &error) override;
   bool allReduce(void *data, int64_t count, DType dtype, Reduction reduction,
                  const std::vector<int> &gridAxes, std::string &error) override;
+  bool allGather(const void *send, void *recv, int64_t count, DType dtype,
+                 const std::vector<int> &gridAxes, std::string &error) override;
+  bool reduceScatter(const void *send, void *recv, int64_t recvCount,
+                     DType dtype, Reduction reduction,
+                     const std::vector<int> &gridAxes,
+                     std::string &error) override;
   bool barrier(std::string &error) override;
   bool broadcast(void *data, int64_t bytes, int root,
                  std::string &error) override;

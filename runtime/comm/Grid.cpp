@@ -51,6 +51,15 @@ std::vector<int> Grid::groupRanks(int rank, AxisMask mask) const {
   return ranks;
 }
 
+int Grid::groupIndex(int rank, AxisMask mask) const {
+  const std::array<int, kGridAxes> c = coords(rank);
+  int index = 0;
+  for (int a = 0; a < kGridAxes; ++a)
+    if (mask & (1u << a))
+      index = index * dim(a) + c[a];
+  return index;
+}
+
 std::string Grid::toString() const {
   return "dp=" + std::to_string(dp) + " tp=" + std::to_string(tp) +
          " pp=" + std::to_string(pp);
@@ -89,7 +98,35 @@ bool maskOf(const T *axes, size_t count, AxisMask &mask, std::string &why) {
   return true;
 }
 
+template <typename T>
+bool ascendingMaskOf(const T *axes, size_t count, AxisMask &mask,
+                     std::string &why) {
+  if (!maskOf(axes, count, mask, why))
+    return false;
+  for (size_t i = 1; i < count; ++i) {
+    if (axes[i] < axes[i - 1]) {
+      std::string s = "[";
+      for (size_t j = 0; j < count; ++j)
+        s += (j ? ", " : "") + std::to_string(axes[j]);
+      why = s + "]: axes must be ascending (blocks are numbered row-major "
+                "over the axes in grid order)";
+      return false;
+    }
+  }
+  return true;
+}
+
 } // namespace
+
+bool ascendingGridAxesMask(const int64_t *axes, size_t count, AxisMask &mask,
+                           std::string &why) {
+  return ascendingMaskOf(axes, count, mask, why);
+}
+
+bool ascendingGridAxesMask(const std::vector<int> &axes, AxisMask &mask,
+                           std::string &why) {
+  return ascendingMaskOf(axes.data(), axes.size(), mask, why);
+}
 
 bool gridAxesMask(const int64_t *axes, size_t count, AxisMask &mask,
                   std::string &why) {

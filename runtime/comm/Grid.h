@@ -9,8 +9,10 @@
 // the group of ranks that share every coordinate except those on the axes:
 // reducing over {dp} on a [1, 2, 2] grid pairs ranks {0, 2} and {1, 3};
 // over {dp, tp} all four ranks form one group. groupSplit() gives each rank
-// the MPI_Comm_split arguments of its group; everything here is pure
-// arithmetic (no MPI), so it is unit-tested on its own.
+// the MPI_Comm_split arguments of its group, groupIndex() its place in the
+// group (the block it holds of a sharded tensor, where its data lands in an
+// all_gather); everything here is pure arithmetic (no MPI), so it is
+// unit-tested on its own.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LLAMAC_RUNTIME_COMM_GRID_H
@@ -62,6 +64,14 @@ struct Grid {
   GroupSplit groupSplit(int rank, AxisMask mask) const;
   /// The world ranks of `rank`'s group over `mask`, ascending.
   std::vector<int> groupRanks(int rank, AxisMask mask) const;
+  /// The group index of `rank` over `mask`: the row-major index of its
+  /// coordinates on the axes of `mask` taken in ascending axis order (pp
+  /// slowest, tp fastest), in [0, groupSize(mask)). Because the rank order
+  /// (A4) is row-major over (pp, dp, tp) too, this is also the rank's
+  /// position in groupRanks(), i.e. its rank in the group's communicator
+  /// (MPI_Comm_split with key = world rank). Shards and gathered blocks are
+  /// numbered by it.
+  int groupIndex(int rank, AxisMask mask) const;
 
   /// "dp=2 tp=2 pp=1" (the order of the command-line flags).
   std::string toString() const;
@@ -80,6 +90,13 @@ bool gridAxesMask(const int64_t *axes, size_t count, AxisMask &mask,
                   std::string &why);
 bool gridAxesMask(const std::vector<int> &axes, AxisMask &mask,
                   std::string &why);
+/// gridAxesMask() for lists whose order matters (the blocks of an
+/// all_gather, reduce_scatter or shard are in group-index order): the axes
+/// must also be ascending, "[2, 1]: axes must be ascending".
+bool ascendingGridAxesMask(const int64_t *axes, size_t count, AxisMask &mask,
+                           std::string &why);
+bool ascendingGridAxesMask(const std::vector<int> &axes, AxisMask &mask,
+                           std::string &why);
 
 } // namespace comm
 } // namespace llamac

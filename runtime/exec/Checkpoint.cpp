@@ -1,8 +1,11 @@
 //===- Checkpoint.cpp - Training checkpoints: save, prune, resume ---------===//
 #include "exec/Checkpoint.h"
 
+#include "comm/Comm.h"
+#include "exec/Init.h"
 #include "io/FileUtil.h"
 #include "io/Safetensors.h"
+#include "llamac/runtime/Kernels.h"
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +18,7 @@
 #include <filesystem>
 #include <set>
 #include <system_error>
+#include <utility>
 
 namespace llamac {
 namespace exec {
@@ -126,13 +130,16 @@ bool collectSlots(const Executor &exec, const LlamaConfig &model,
   return true;
 }
 
-std::vector<io::TensorRef> tensorRefs(const Executor &exec,
+std::vector<io::TensorRef> tensorRefs(const CheckpointTensors &tensors,
                                       const std::vector<Slot> &slots) {
   std::vector<io::TensorRef> refs;
   for (const Slot &s : slots)
-    refs.push_back(
-        {s.name, io::DType::F32, s.shape, exec.argument(s.argument)});
+    refs.push_back({s.name, io::DType::F32, s.shape, tensors.full(s.argument)});
   return refs;
+}
+
+bool isStateRole(const std::string &role) {
+  return role == "param" || role == "adam_m" || role == "adam_v";
 }
 
 /// Checks that `file` (whose tensors are `names`) holds exactly `slots`, as
@@ -335,6 +342,58 @@ bool TrainerState::fromJson(const std::string &text, const std::string &source,
 }
 
 //===----------------------------------------------------------------------===//
+// Full tensors
+//===----------------------------------------------------------------------===//
+
+bool CheckpointTensors::gather(const Executor &exec, std::string &error) {
+  exec_ = &exec;
+  gathered_.resize(exec.numArguments());
+  // Every rank of a group must gather the same tensor at the same time:
+  // go by (HF name, role), which the ranks share, not by argument index.
+  std::vector<std::pair<std::pair<std::string, std::string>, int>> order;
+  for (int a = 0; a < exec.numArguments(); ++a) {
+    const plan::Argument &arg = exec.argumentInfo(a);
+    if (isStateRole(arg.role()->str()) && exec.argumentShard(a).split())
+      order.push_back({{arg.param()->str(), arg.role()->str()}, a});
+    else
+      gathered_[a].clear();
+  }
+  std::sort(order.begin(), order.end());
+  for (const auto &entry : order) {
+    const int a = entry.second;
+    const Executor::Shard &sh = exec.argumentShard(a);
+    const int64_t n = sh.outer * sh.size * sh.inner;
+    std::vector<float> &full = gathered_[a];
+    full.resize(static_cast<size_t>(n * sh.count));
+    // The gathered blocks follow one another; they are the full tensor
+    // only when the dimensions before the shard dimension have extent 1.
+    const bool reorder = sh.outer > 1;
+    float *recv = full.data();
+    if (reorder) {
+      blocks_.resize(full.size());
+      recv = blocks_.data();
+    }
+    std::string why;
+    if (!exec.comm().allGather(exec.argument(a), recv, n, comm::DType::F32,
+                               sh.axes, why)) {
+      error = "gathering the shards of " + entry.first.second + " '" +
+              entry.first.first + "': " + why;
+      return false;
+    }
+    if (reorder)
+      kernels::concatBlocks<float>(recv, full.data(), sh.count, sh.outer,
+                                   sh.size, sh.inner);
+  }
+  return true;
+}
+
+const float *CheckpointTensors::full(int a) const {
+  if (!gathered_[a].empty())
+    return gathered_[a].data();
+  return static_cast<const float *>(exec_->argument(a));
+}
+
+//===----------------------------------------------------------------------===//
 // Saving
 //===----------------------------------------------------------------------===//
 
@@ -342,6 +401,27 @@ bool saveCheckpoint(const std::string &dir, const Executor &exec,
                     const LlamaConfig &model, const TrainerState &state,
                     const SaveOptions &options, std::string &savedPath,
                     std::string &error) {
+  for (int a = 0; a < exec.numArguments(); ++a) {
+    if (exec.argumentShard(a).split()) {
+      const plan::Argument &arg = exec.argumentInfo(a);
+      error = arg.role()->str() + " '" + arg.param()->str() + "' is split " +
+              "over " + std::to_string(exec.argumentShard(a).count) +
+              " ranks: its full tensor must be gathered on every rank first "
+              "(CheckpointTensors::gather)";
+      return false;
+    }
+  }
+  CheckpointTensors tensors;
+  if (!tensors.gather(exec, error)) // No collective: nothing is split.
+    return false;
+  return saveCheckpoint(dir, tensors, model, state, options, savedPath, error);
+}
+
+bool saveCheckpoint(const std::string &dir, const CheckpointTensors &tensors,
+                    const LlamaConfig &model, const TrainerState &state,
+                    const SaveOptions &options, std::string &savedPath,
+                    std::string &error) {
+  const Executor &exec = tensors.executor();
   const std::string name = checkpointName(state.step);
   const std::string finalPath = joinPath(dir, name);
   const std::string tmp =
@@ -369,10 +449,10 @@ bool saveCheckpoint(const std::string &dir, const Executor &exec,
       }
     }
   } guard{tmp};
-  if (!io::writeSharded(tmp, tensorRefs(exec, weights), options.maxShardBytes,
-                        error) ||
+  if (!io::writeSharded(tmp, tensorRefs(tensors, weights),
+                        options.maxShardBytes, error) ||
       !io::writeSafetensors(joinPath(tmp, kOptimizerName),
-                            tensorRefs(exec, moments), error) ||
+                            tensorRefs(tensors, moments), error) ||
       !io::detail::writeFileAtomic(joinPath(tmp, kConfigName), model.toJson(),
                                    error) ||
       !io::detail::writeFileAtomic(joinPath(tmp, kTrainerStateName),
@@ -543,14 +623,17 @@ bool loadCheckpoint(const std::string &path, Executor &exec,
   if (!checkTensors(optimizer, optimizerNames, optimizerPath, moments, error))
     return false;
 
-  // 4. The values (F32 to F32: a copy, so the resume is exact).
+  // 4. The values (F32 to F32: a copy, so the resume is exact); a shard
+  // takes its block of the full tensor.
   for (const Slot &s : weights)
-    if (!weightFile.readAsFloat(
-            s.name, static_cast<float *>(exec.argument(s.argument)), error))
+    if (!loadFullTensor(exec, s.argument, [&](float *full) {
+          return weightFile.readAsFloat(s.name, full, error);
+        }))
       return false;
   for (const Slot &s : moments)
-    if (!optimizer.readAsFloat(
-            s.name, static_cast<float *>(exec.argument(s.argument)), error))
+    if (!loadFullTensor(exec, s.argument, [&](float *full) {
+          return optimizer.readAsFloat(s.name, full, error);
+        }))
       return false;
   if (int64_t *step = static_cast<int64_t *>(exec.argument("step")))
     *step = loaded.step;

@@ -19,6 +19,13 @@
 // A checkpoint directory is what transformers' from_pretrained() loads as is;
 // optimizer.safetensors and trainer_state.json sit beside the weights.
 //
+// Tensors are always full (A5), so a checkpoint resumes under any layout.
+// A rank whose arguments are shards (tensor parallelism, Executor::Shard)
+// saves through CheckpointTensors::gather(), which every rank calls: each
+// sharded tensor is all-gathered over its shard axes and its blocks put
+// together along the shard dimension. Resuming reads each full tensor and
+// copies this rank's block (loadFullTensor, exec/Init.h).
+//
 // Saving (saveCheckpoint) is atomic at every instant:
 //  1. write every file into DIR/.tmp-step-N-<pid>/ (each file written,
 //     fsync'ed and renamed by the safetensors writer), fsync that directory;
@@ -96,15 +103,49 @@ bool parseCheckpointName(const std::string &name, int64_t &step);
 /// does not exist). .tmp-* entries are not checkpoints.
 std::vector<int64_t> listCheckpoints(const std::string &dir);
 
+/// The full tensors of an executor's param, adam_m and adam_v arguments:
+/// whole arguments are read from the executor's buffers, sharded ones
+/// gathered from their group into buffers owned here (full copies: keep
+/// the object only as long as the save).
+class CheckpointTensors {
+public:
+  /// Collects the full tensors of `exec` (which must outlive this object's
+  /// use). Collective over exec.comm() when some argument is split over
+  /// several ranks: then every rank calls it at the same point (the
+  /// tensors are gathered in the order of their HF names and roles, the
+  /// same on every rank) and every rank gets the full tensors. Fails only
+  /// when a collective fails; the ranks are then out of step and the
+  /// caller ends the job.
+  bool gather(const Executor &exec, std::string &error);
+
+  const Executor &executor() const { return *exec_; }
+  /// The full tensor of argument `a`: f32, row-major,
+  /// Executor::Shard::fullShape. Precondition: gather() succeeded.
+  const float *full(int a) const;
+
+private:
+  const Executor *exec_ = nullptr;
+  std::vector<std::vector<float>> gathered_; ///< Per argument; empty: whole.
+  std::vector<float> blocks_; ///< all_gather output before reordering.
+};
+
 struct SaveOptions {
   uint64_t maxShardBytes = kDefaultMaxShardBytes;
   int64_t keep = 0; ///< Keep the `keep` newest checkpoints; 0: all.
 };
 
-/// Saves the executor's parameters, moments and `state` as
-/// DIR/checkpointName(state.step) by the protocol above; `dir` must exist.
-/// On success `savedPath` is the checkpoint's path. On failure the
-/// temporary directory is removed and `latest` is unchanged.
+/// Saves the full parameters and moments of `tensors` (gathered) and
+/// `state` as DIR/checkpointName(state.step) by the protocol above; `dir`
+/// must exist. Not collective: one rank writes. On success `savedPath` is
+/// the checkpoint's path. On failure the temporary directory is removed and
+/// `latest` is unchanged.
+bool saveCheckpoint(const std::string &dir, const CheckpointTensors &tensors,
+                    const LlamaConfig &model, const TrainerState &state,
+                    const SaveOptions &options, std::string &savedPath,
+                    std::string &error);
+/// The same for an executor whose arguments are all whole on this rank (no
+/// argument split over several ranks; an error otherwise, since gathering
+/// would need every rank).
 bool saveCheckpoint(const std::string &dir, const Executor &exec,
                     const LlamaConfig &model, const TrainerState &state,
                     const SaveOptions &options, std::string &savedPath,
@@ -118,8 +159,10 @@ bool resolveLatest(const std::string &dir, std::string &checkpointPath,
 
 /// Validates the checkpoint at `path` against the plan (`model`, `train`,
 /// the executor's arguments) and only then loads weights, moments and the
-/// step counter into `exec`, and the trainer state into `state`.
-/// Precondition: checkPlanParameters() succeeded.
+/// step counter into `exec`, and the trainer state into `state`. Sharded
+/// arguments take their block of the full tensors (whatever the layout
+/// that saved them). Not collective. Precondition: checkPlanParameters()
+/// succeeded.
 bool loadCheckpoint(const std::string &path, Executor &exec,
                     const LlamaConfig &model, const TrainConfig &train,
                     TrainerState &state, std::string &error);

@@ -90,7 +90,10 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
   allocations_.clear();
   ops_.clear();
   normOperands_.clear();
-  reduceAxes_.clear();
+  groupAxes_.clear();
+  shards_.clear();
+  scratch_ = nullptr;
+  scratchBytes_ = 0;
 
   // 1. Memory: the arena and one buffer per argument.
   arena_ = nullptr;
@@ -109,6 +112,38 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
     if (!(buf.data = allocate(buf.bytes, what, error)))
       return false;
     arguments_.push_back(buf);
+    // Where this rank's block lies in the full tensor.
+    Shard shard;
+    if (t.shape()) // Absent for a scalar.
+      shard.fullShape.assign(t.shape()->begin(), t.shape()->end());
+    shard.size = numElements(t); // A whole tensor: one block, one run.
+    if (arg.shard_dim() >= 0) {
+      if (!comm_->hasGrid()) {
+        error = what + " is sharded, but the communicator (" +
+                std::string(comm_->name()) + ", " +
+                std::to_string(comm_->size()) + " ranks) has no device grid";
+        return false;
+      }
+      shard.dim = arg.shard_dim();
+      shard.axes.assign(arg.shard_axes()->begin(), arg.shard_axes()->end());
+      comm::AxisMask mask = 0;
+      std::string ignored; // Verified by the loader.
+      comm::ascendingGridAxesMask(shard.axes, mask, ignored);
+      comm::Comm::GroupPosition pos = comm_->groupPosition(mask);
+      shard.index = pos.index;
+      shard.count = pos.size;
+      for (int i = 0; i < static_cast<int>(shard.fullShape.size()); ++i) {
+        int64_t d = shard.fullShape[i];
+        if (i < shard.dim)
+          shard.outer *= d;
+        else if (i == shard.dim)
+          shard.size = d;
+        else
+          shard.inner *= d;
+      }
+      shard.fullShape[shard.dim] *= shard.count;
+    }
+    shards_.push_back(std::move(shard));
   }
 
   // 2. Instructions: kernel enum, operand pointers, sizes, attributes.
@@ -135,7 +170,7 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
       return t.shape()->Get(i < 0 ? r + i : i);
     };
     int nin = instr->inputs() ? instr->inputs()->size() : 0;
-    if (op.kernel == Kernel::GlobalNorm) {
+    if (op.kernel == Kernel::GlobalNorm || op.kernel == Kernel::SumSquares) {
       op.normBegin = static_cast<int32_t>(normOperands_.size());
       op.normCount = nin;
       for (int i = 0; i < nin; ++i)
@@ -152,15 +187,21 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
 
     int64_t *s = op.size;
     switch (op.kernel) {
-    case Kernel::Embedding: // n, d, v
+    case Kernel::Embedding: // n, d, v, first row, sharded
       s[0] = numElements(inT(1));
       s[1] = dim(inT(0), 1);
       s[2] = dim(inT(0), 0);
+      s[4] = op.attrs.present[0];
+      if (!shardBegin(op, 0, s[2], s[3], error))
+        return false;
       break;
-    case Kernel::EmbeddingGrad: // n, d, v
+    case Kernel::EmbeddingGrad: // n, d, v, first row, sharded
       s[0] = numElements(inT(1));
       s[1] = dim(outT(0), 1);
       s[2] = dim(outT(0), 0);
+      s[4] = op.attrs.present[0];
+      if (!shardBegin(op, 0, s[2], s[3], error))
+        return false;
       break;
     case Kernel::RmsNorm: // rows, d
       s[1] = dim(inT(1), 0);
@@ -217,12 +258,12 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
       break;
     case Kernel::AllReduce: { // n, axes index, reduction
       s[0] = numElements(inT(0));
-      s[1] = static_cast<int64_t>(reduceAxes_.size());
+      s[1] = static_cast<int64_t>(groupAxes_.size());
       comm::Reduction reduction = comm::Reduction::Sum;
       comm::parseReduction(op.attrs.text[1]->str(), reduction); // Verified.
       s[2] = static_cast<int64_t>(reduction);
-      reduceAxes_.emplace_back(op.attrs.list[0]->begin(),
-                               op.attrs.list[0]->end());
+      groupAxes_.emplace_back(op.attrs.list[0]->begin(),
+                              op.attrs.list[0]->end());
       if (!comm_->hasGrid()) {
         error =
             instrError(op, "the communicator (" + std::string(comm_->name()) +
@@ -232,13 +273,127 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
       }
       break;
     }
+    case Kernel::AllGather:
+    case Kernel::ReduceScatter:
+    case Kernel::AllSlice:
+      if (!resolveBlocks(op, inT(0), outT(0), error))
+        return false;
+      break;
+    case Kernel::RowMax:
+    case Kernel::RowSumExp:
+    case Kernel::TargetLogit: // rows, v, first column
+      s[1] = dim(inT(0), -1);
+      s[0] = numElements(inT(0)) / s[1];
+      if (op.kernel == Kernel::TargetLogit &&
+          !shardBegin(op, 0, s[1], s[2], error))
+        return false;
+      break;
+    case Kernel::CrossEntropyFromStats: // rows
+      s[0] = numElements(inT(0));
+      break;
+    case Kernel::CrossEntropyGradFromStats: // rows, v, first column
+      s[1] = dim(inT(1), -1);
+      s[0] = numElements(inT(1)) / s[1];
+      if (!shardBegin(op, 1, s[1], s[2], error))
+        return false;
+      break;
     case Kernel::GlobalNorm:
+    case Kernel::SumSquares:
+    case Kernel::Sqrt:
     case Kernel::ClipCoef:
     case Kernel::LrSchedule:
       break;
     }
     ops_.push_back(op);
   }
+  if (scratchBytes_ > 0 &&
+      !(scratch_ =
+            allocate(scratchBytes_,
+                     "the all_gather / reduce_scatter scratch buffer", error)))
+    return false;
+  return true;
+}
+
+bool Executor::shardBegin(const Op &op, int attr, int64_t rows, int64_t &begin,
+                          std::string &error) {
+  begin = 0;
+  if (!op.attrs.present[attr])
+    return true;
+  if (!comm_->hasGrid()) {
+    error = instrError(op, "the communicator (" + std::string(comm_->name()) +
+                               ", " + std::to_string(comm_->size()) +
+                               " ranks) has no device grid to place the "
+                               "vocabulary shard");
+    return false;
+  }
+  std::vector<int64_t> axes(op.attrs.list[attr]->begin(),
+                            op.attrs.list[attr]->end());
+  comm::AxisMask mask = 0;
+  std::string ignored; // Verified by the loader.
+  comm::ascendingGridAxesMask(axes.data(), axes.size(), mask, ignored);
+  begin = comm_->groupPosition(mask).index * rows;
+  return true;
+}
+
+bool Executor::resolveBlocks(Op &op, const plan::Tensor &x,
+                             const plan::Tensor &y, std::string &error) {
+  // s: count, axes index, G, outer, d, inner, and the reduction
+  // (reduce_scatter) or the group index (all_slice). d is the block's
+  // extent along `dim`: x's for all_gather, y's otherwise.
+  int64_t *s = op.size;
+  const bool gather = op.kernel == Kernel::AllGather;
+  const plan::Tensor &block = gather ? x : y, &whole = gather ? y : x;
+  const int axis = static_cast<int>(op.attrs.integer[1]);
+  if (!comm_->hasGrid()) {
+    error = instrError(op, "the communicator (" + std::string(comm_->name()) +
+                               ", " + std::to_string(comm_->size()) +
+                               " ranks) has no device grid");
+    return false;
+  }
+  std::vector<int> axes(op.attrs.list[0]->begin(), op.attrs.list[0]->end());
+  comm::AxisMask mask = 0;
+  std::string ignored; // Verified by the loader.
+  comm::ascendingGridAxesMask(axes, mask, ignored);
+  const comm::Comm::GroupPosition pos = comm_->groupPosition(mask);
+  s[0] = numElements(block);
+  s[1] = static_cast<int64_t>(groupAxes_.size());
+  s[2] = pos.size;
+  s[3] = s[5] = 1;
+  for (int i = 0; i < static_cast<int>(block.shape()->size()); ++i) {
+    const int64_t d = block.shape()->Get(i);
+    if (i < axis)
+      s[3] *= d;
+    else if (i == axis)
+      s[4] = d;
+    else
+      s[5] *= d;
+  }
+  // The loader checked the shapes against the plan's grid; the
+  // communicator's grid must give the same group size, or the buffers would
+  // be overrun.
+  if (whole.shape()->Get(axis) != pos.size * s[4]) {
+    error = instrError(op, "dim " + std::to_string(axis) + " is " +
+                               std::to_string(whole.shape()->Get(axis)) +
+                               " for " + std::to_string(s[4]) +
+                               " per rank, but the group over these "
+                               "grid axes has " +
+                               std::to_string(pos.size) +
+                               " ranks on the communicator's grid " +
+                               comm_->grid().toString());
+    return false;
+  }
+  if (op.kernel == Kernel::ReduceScatter) {
+    comm::Reduction reduction = comm::Reduction::Sum;
+    comm::parseReduction(op.attrs.text[2]->str(), reduction); // Verified.
+    s[6] = static_cast<int64_t>(reduction);
+  } else if (op.kernel == Kernel::AllSlice) {
+    s[6] = pos.index;
+  }
+  groupAxes_.push_back(std::move(axes));
+  // Blocks of an inner dimension are strided: they are packed into (or
+  // unpacked from) the scratch buffer around the collective.
+  if (op.kernel != Kernel::AllSlice && s[3] > 1 && pos.size > 1)
+    scratchBytes_ = std::max(scratchBytes_, pos.size * s[0] * 4);
   return true;
 }
 
@@ -264,10 +419,16 @@ template <bool kTraced> bool Executor::runOps(std::string &error) {
     auto o = [&](int i) { return static_cast<float *>(op.out[i]); };
     switch (op.kernel) {
     case Kernel::Embedding:
-      k::embeddingFwd<float>(f(0), ids(1), o(0), s[0], s[1], s[2]);
+      if (s[4])
+        k::embeddingShardFwd<float>(f(0), ids(1), o(0), s[0], s[1], s[2], s[3]);
+      else
+        k::embeddingFwd<float>(f(0), ids(1), o(0), s[0], s[1], s[2]);
       break;
     case Kernel::EmbeddingGrad:
-      k::embeddingBwd<float>(f(0), ids(1), o(0), s[0], s[1], s[2]);
+      if (s[4])
+        k::embeddingShardBwd<float>(f(0), ids(1), o(0), s[0], s[1], s[2], s[3]);
+      else
+        k::embeddingBwd<float>(f(0), ids(1), o(0), s[0], s[1], s[2]);
       break;
     case Kernel::RmsNorm:
       k::rmsNormFwd<float>(f(0), f(1), o(0), s[0], s[1],
@@ -322,15 +483,33 @@ template <bool kTraced> bool Executor::runOps(std::string &error) {
     case Kernel::Constant:
       k::fill<float>(o(0), s[0], static_cast<float>(r[0]));
       break;
-    case Kernel::GlobalNorm: {
-      double sum = 0.0;
-      for (int32_t i = 0; i < op.normCount; ++i) {
-        const NormOperand &g = normOperands_[op.normBegin + i];
-        sum += k::sumSquares<float>(g.data, g.n);
-      }
-      *o(0) = static_cast<float>(std::sqrt(sum));
+    case Kernel::GlobalNorm:
+      *o(0) = static_cast<float>(std::sqrt(sumOfSquares(op)));
       break;
-    }
+    case Kernel::SumSquares:
+      *o(0) = static_cast<float>(sumOfSquares(op));
+      break;
+    case Kernel::Sqrt:
+      *o(0) = static_cast<float>(std::sqrt(static_cast<double>(*f(0))));
+      break;
+    case Kernel::RowMax:
+      k::rowMaxes<float>(f(0), o(0), s[0], s[1]);
+      break;
+    case Kernel::RowSumExp:
+      k::rowSumExp<float>(f(0), f(1), o(0), s[0], s[1]);
+      break;
+    case Kernel::TargetLogit:
+      k::targetLogits<float>(f(0), ids(1), o(0), s[0], s[1], s[2]);
+      break;
+    case Kernel::CrossEntropyFromStats:
+      *o(0) = static_cast<float>(k::crossEntropyFromStats<float>(
+          f(0), f(1), f(2), s[0], 1.0 / static_cast<double>(iv[0])));
+      break;
+    case Kernel::CrossEntropyGradFromStats:
+      k::crossEntropyBwdFromStats<float>(
+          f(1), ids(2), f(3), f(4), o(0), s[0], s[1], s[2],
+          1.0 / static_cast<double>(iv[0]), static_cast<double>(*f(0)));
+      break;
     case Kernel::ClipCoef: {
       // torch.nn.utils.clip_grad_norm_: max_norm / (total_norm + 1e-6),
       // clamped to 1.
@@ -366,17 +545,64 @@ template <bool kTraced> bool Executor::runOps(std::string &error) {
       std::string why;
       if (!comm_->allReduce(op.out[0], s[0], comm::DType::F32,
                             static_cast<comm::Reduction>(s[2]),
-                            reduceAxes_[s[1]], why)) {
+                            groupAxes_[s[1]], why)) {
         error = instrError(op, why);
         return false;
       }
       break;
     }
+    case Kernel::AllGather: {
+      // s: count, axes, G, outer, d, inner (resolveBlocks). The gathered
+      // blocks, one after the other, are already the concatenation along
+      // `dim` when the dimensions before it have extent 1 (outer == 1);
+      // otherwise they are unpacked.
+      const bool packed = s[3] > 1 && s[2] > 1;
+      float *recv = packed ? static_cast<float *>(scratch_) : o(0);
+      std::string why;
+      if (!comm_->allGather(f(0), recv, s[0], comm::DType::F32,
+                            groupAxes_[s[1]], why)) {
+        error = instrError(op, why);
+        return false;
+      }
+      if (packed)
+        k::concatBlocks<float>(recv, o(0), s[2], s[3], s[4], s[5]);
+      break;
+    }
+    case Kernel::ReduceScatter: {
+      const bool packed = s[3] > 1 && s[2] > 1;
+      const float *send = f(0);
+      if (packed) {
+        k::splitBlocks<float>(f(0), static_cast<float *>(scratch_), s[2], s[3],
+                              s[4], s[5]);
+        send = static_cast<const float *>(scratch_);
+      }
+      std::string why;
+      if (!comm_->reduceScatter(send, o(0), s[0], comm::DType::F32,
+                                static_cast<comm::Reduction>(s[6]),
+                                groupAxes_[s[1]], why)) {
+        error = instrError(op, why);
+        return false;
+      }
+      break;
+    }
+    case Kernel::AllSlice:
+      k::sliceBlock<float>(f(0), o(0), s[3], s[4], s[5], s[2], s[6]);
+      break;
     }
     if constexpr (kTraced)
       trace_->kernel(op.instr, begin, Trace::Clock::now());
   }
   return true;
+}
+
+double Executor::sumOfSquares(const Op &op) const {
+  // Operand by operand, in order: a fixed summation order.
+  double sum = 0.0;
+  for (int32_t i = 0; i < op.normCount; ++i) {
+    const NormOperand &g = normOperands_[op.normBegin + i];
+    sum += k::sumSquares<float>(g.data, g.n);
+  }
+  return sum;
 }
 
 bool Executor::run(std::string &error) {

@@ -20,10 +20,20 @@
 // Scalars (loss, grad_norm, lr, clip coefficients) are f32 tensors of one
 // element; `step` is an i64 scalar, the 0-based count of steps already taken.
 //
-// Collectives (all_reduce) go to the communicator given to init(): the
-// ranks of the job (comm/Comm.h), each running its own program of the plan.
-// Without one, the executor is alone (a LocalComm: reductions over one rank
-// leave the data as it is).
+// Collectives (all_reduce, all_gather, reduce_scatter) go to the
+// communicator given to init(): the ranks of the job (comm/Comm.h), each
+// running its own program of the plan. Without one, the executor is alone
+// (a LocalComm: reductions over one rank leave the data as it is). Kernels
+// that depend on the rank's place in a group (all_slice, and embedding,
+// target_logit, cross_entropy_grad_from_stats over a vocabulary shard) take
+// it from the communicator's grid at init(). all_gather and reduce_scatter
+// along a dimension other than the outermost go through one scratch buffer
+// (the largest any of them needs), allocated at init().
+//
+// Sharded arguments (Plan.fbs shard_dim / shard_axes): the buffer holds
+// this rank's block of the full tensor; argumentShard() says which, for
+// the code that fills and saves arguments with full tensors (Init,
+// Checkpoint).
 //
 // Tracing (exec/Trace.h): with setTrace(), run() records the start and end
 // of every instruction; without, it runs a separate loop with no timing at
@@ -72,9 +82,11 @@ public:
   /// zeroes the arena and the argument buffers, resolves every instruction.
   /// `comm` (not owned; must outlive the executor) runs the collectives;
   /// nullptr means a single rank. Fails (with a message naming the buffer
-  /// and its size) when memory cannot be allocated, or when the program has
-  /// collectives and `comm` has no device grid covering its world
-  /// (Comm::setGrid).
+  /// and its size) when memory cannot be allocated, when the program has
+  /// collectives, sharded arguments or kernels over shards and `comm` has
+  /// no device grid covering its world (Comm::setGrid), or when the group
+  /// sizes of that grid do not fit the program's block shapes (a plan run
+  /// on another grid than its own).
   bool init(const plan::Program &program, comm::Comm *comm, std::string &error);
   /// init() for a single rank.
   bool init(const plan::Program &program, std::string &error) {
@@ -102,6 +114,26 @@ public:
   int64_t argumentBytes(int index) const { return arguments_[index].bytes; }
   const plan::Argument &argumentInfo(int index) const;
   const plan::Tensor &argumentTensor(int index) const;
+  /// How argument `index` is split over the ranks (Plan.fbs shard_dim,
+  /// shard_axes), on the communicator's grid. The full tensor, viewed as
+  /// [outer, count * size, inner] around dimension `dim`, is split into
+  /// `count` blocks along its middle dimension; the buffer holds block
+  /// `index` (kernels::sliceBlock). A whole argument has dim = -1,
+  /// count = 1, outer = inner = 1 and size = its element count; a sharded
+  /// one whose group is one rank has count = 1 too.
+  struct Shard {
+    int dim = -1;
+    std::vector<int> axes;
+    int index = 0, count = 1;
+    int64_t outer = 1, size = 1, inner = 1;
+    std::vector<int64_t> fullShape; ///< The local shape when count = 1.
+    /// Whether the buffer holds less than the full tensor.
+    bool split() const { return count > 1; }
+  };
+  const Shard &argumentShard(int index) const { return shards_[index]; }
+  /// The communicator of init() (a LocalComm when it was given none).
+  comm::Comm &comm() const { return *comm_; }
+
   /// Index of the argument with `role` (and HF name `param` for param,
   /// adam_m, adam_v), or -1.
   int findArgument(const std::string &role,
@@ -138,9 +170,9 @@ private:
     Kernel kernel;
     void *in[6] = {};
     void *out[3] = {};
-    int64_t size[5] = {}; ///< Kernel-specific sizes, see init().
+    int64_t size[7] = {}; ///< Kernel-specific sizes, see init().
     AttrValues attrs;
-    int32_t normBegin = 0, normCount = 0; ///< global_norm operands.
+    int32_t normBegin = 0, normCount = 0; ///< global_norm, sum_squares.
     int32_t instr = 0; ///< Index in Program.instrs, for errors.
   };
   struct NormOperand {
@@ -150,6 +182,17 @@ private:
 
   /// run()'s loop; kTraced records each instruction into trace_.
   template <bool kTraced> bool runOps(std::string &error);
+  /// The sum of the squares of op's operands (global_norm, sum_squares).
+  double sumOfSquares(const Op &op) const;
+  /// Resolves the sizes of all_gather, reduce_scatter and all_slice and
+  /// checks them against the communicator's group; false with `error`.
+  bool resolveBlocks(Op &op, const plan::Tensor &x, const plan::Tensor &y,
+                     std::string &error);
+  /// The first row of this rank's vocabulary shard of `rows` rows: 0
+  /// without the optional shard_axes attribute `attr`, else group index *
+  /// rows. False with `error` when there is no grid.
+  bool shardBegin(const Op &op, int attr, int64_t rows, int64_t &begin,
+                  std::string &error);
 
   void *allocate(int64_t bytes, const std::string &what, std::string &error);
   void *tensorPointer(int index) const;
@@ -166,7 +209,11 @@ private:
   std::vector<std::unique_ptr<void, Release>> allocations_;
   std::vector<Op> ops_;
   std::vector<NormOperand> normOperands_;
-  std::vector<std::vector<int>> reduceAxes_; ///< all_reduce grid axes.
+  /// Grid axes of the collectives (all_reduce, all_gather, reduce_scatter).
+  std::vector<std::vector<int>> groupAxes_;
+  std::vector<Shard> shards_; ///< Per argument.
+  void *scratch_ = nullptr;   ///< all_gather / reduce_scatter blocks.
+  int64_t scratchBytes_ = 0;
 };
 
 } // namespace exec

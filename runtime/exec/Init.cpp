@@ -3,6 +3,7 @@
 
 #include "exec/PlanLoader.h"
 #include "io/Safetensors.h"
+#include "llamac/runtime/Kernels.h"
 
 #include <cmath>
 #include <cstring>
@@ -37,13 +38,6 @@ void normalPair(uint64_t key, uint64_t j, double &z0, double &z1) {
   z1 = r * std::sin(a);
 }
 
-std::vector<int64_t> tensorShape(const plan::Tensor &t) {
-  std::vector<int64_t> shape;
-  if (t.shape())
-    shape.assign(t.shape()->begin(), t.shape()->end());
-  return shape;
-}
-
 /// Zeroes the optimizer moments and the step counter.
 void resetOptimizerState(Executor &exec) {
   for (int a = 0; a < exec.numArguments(); ++a) {
@@ -55,6 +49,13 @@ void resetOptimizerState(Executor &exec) {
 
 bool isParam(const Executor &exec, int a) {
   return exec.argumentInfo(a).role()->str() == "param";
+}
+
+int64_t product(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
 }
 
 } // namespace
@@ -94,23 +95,33 @@ bool checkPlanParameters(const Executor &exec, const LlamaConfig &config,
     expected[spec.name] = spec.shape;
   std::set<std::string> seen;
   for (int a = 0; a < exec.numArguments(); ++a) {
-    if (!isParam(exec, a))
+    const std::string role = exec.argumentInfo(a).role()->str();
+    if (role != "param" && role != "adam_m" && role != "adam_v")
       continue;
+    const bool param = role == "param";
     std::string name = exec.argumentInfo(a).param()->str();
     auto it = expected.find(name);
     if (it == expected.end()) {
-      error = "plan parameter '" + name + "' is not a parameter of model " +
-              config.name;
+      error = "plan " + (param ? "parameter" : role + " argument of") + " '" +
+              name + "' is not a parameter of model " + config.name;
       return false;
     }
-    std::vector<int64_t> shape = tensorShape(exec.argumentTensor(a));
-    if (shape != it->second) {
-      error = "plan parameter '" + name + "' has shape " +
-              io::formatShape(shape) + ", model " + config.name +
-              " expects " + io::formatShape(it->second);
+    // Checkpoints and --init files hold full tensors: a shard is checked
+    // by the shape of the tensor it is a block of.
+    const Executor::Shard &shard = exec.argumentShard(a);
+    if (shard.fullShape != it->second) {
+      error = "plan " + (param ? "parameter" : role + " argument of") + " '" +
+              name + "' has shape " + io::formatShape(shard.fullShape) +
+              (shard.split()
+                   ? " (its " + std::to_string(shard.count) + " shards of " +
+                         shapeString(exec.argumentTensor(a)) + " put together)"
+                   : std::string()) +
+              ", model " + config.name + " expects " +
+              io::formatShape(it->second);
       return false;
     }
-    seen.insert(name);
+    if (param)
+      seen.insert(name);
   }
   for (const auto &entry : expected) {
     if (!seen.count(entry.first)) {
@@ -119,6 +130,20 @@ bool checkPlanParameters(const Executor &exec, const LlamaConfig &config,
       return false;
     }
   }
+  return true;
+}
+
+bool loadFullTensor(Executor &exec, int a,
+                    const std::function<bool(float *full)> &read) {
+  const Executor::Shard &shard = exec.argumentShard(a);
+  float *data = static_cast<float *>(exec.argument(a));
+  if (!shard.split())
+    return read(data);
+  std::vector<float> full(static_cast<size_t>(product(shard.fullShape)));
+  if (!read(full.data()))
+    return false;
+  kernels::sliceBlock<float>(full.data(), data, shard.outer, shard.size,
+                             shard.inner, shard.count, shard.index);
   return true;
 }
 
@@ -131,8 +156,17 @@ void initializeParameters(Executor &exec, const LlamaConfig &config,
     float *data = static_cast<float *>(exec.argument(a));
     int64_t n = numElements(t);
     if (t.shape() && t.shape()->size() >= 2) {
-      fillNormal(seed, exec.argumentInfo(a).param()->str(),
-                 config.initializerRange, 0, n, data);
+      // The block's elements of the full tensor, one contiguous run per
+      // outer index ([outer, count * size, inner] around the shard
+      // dimension); a whole tensor is a single run. Each element is a
+      // function of its index in the full tensor, so a shard draws the
+      // values the unsharded run has there.
+      const Executor::Shard &sh = exec.argumentShard(a);
+      const int64_t run = sh.size * sh.inner;
+      const std::string name = exec.argumentInfo(a).param()->str();
+      for (int64_t o = 0; o < sh.outer; ++o)
+        fillNormal(seed, name, config.initializerRange,
+                   (o * sh.count + sh.index) * run, run, data + o * run);
     } else {
       for (int64_t i = 0; i < n; ++i)
         data[i] = 1.0f;
@@ -189,13 +223,15 @@ bool loadInitWeights(Executor &exec, const LlamaConfig &config,
     return false;
   }
 
-  // 3. The values.
+  // 3. The values: full tensors, of which a shard takes its block.
   for (int a = 0; a < exec.numArguments(); ++a) {
     if (!isParam(exec, a))
       continue;
     const std::string name = exec.argumentInfo(a).param()->str();
-    if (!ckpt.readAsFloat(name, tensorShape(exec.argumentTensor(a)),
-                          static_cast<float *>(exec.argument(a)), error))
+    const std::vector<int64_t> &shape = exec.argumentShard(a).fullShape;
+    if (!loadFullTensor(exec, a, [&](float *full) {
+          return ckpt.readAsFloat(name, shape, full, error);
+        }))
       return false;
   }
   resetOptimizerState(exec);

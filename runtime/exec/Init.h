@@ -1,4 +1,5 @@
-//===- Init.h - Initial parameter values ---------------------------*- C++ -*-===//
+//===- Init.h - Initial parameter values ---------------------------*- C++
+//-*-===//
 //
 // The values parameters start from (DESIGN.md A1):
 //  - by default, normal(0, initializer_range) for every matrix (rank >= 2,
@@ -7,6 +8,11 @@
 //  - with `--init PATH`, Hugging Face safetensors weights (a single file, or
 //    a directory with model.safetensors or an index and its shards).
 // Optimizer moments and the step counter start at 0 in both cases.
+//
+// Sharded parameters (Executor::Shard) start from exactly their block of
+// what an unsharded run would have: the random init draws the elements of
+// the block's global indices, and --init reads the full tensor and copies
+// the block. So a tp = 2 run starts from the weights of the tp = 1 run.
 //
 // The random values come from a counter-based generator: element `i` of the
 // tensor named `name` is a pure function of (seed, name, i). So they do not
@@ -28,6 +34,7 @@
 #include "model/LlamaConfig.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace llamac {
@@ -42,10 +49,20 @@ void fillNormal(uint64_t seed, const std::string &name, double stddev,
                 int64_t begin, int64_t count, float *out);
 
 /// Checks that the program's `param` arguments are exactly the parameters of
-/// `config` (parameterSpecs) with the same shapes: the plan was compiled for
-/// this model. Meant for single-rank programs, whose tensors are whole.
+/// `config` (parameterSpecs) with the same full shapes (a shard's
+/// Executor::Shard::fullShape), and that every adam_m / adam_v argument
+/// belongs to one of them with its full shape: the plan was compiled for
+/// this model.
 bool checkPlanParameters(const Executor &exec, const LlamaConfig &config,
                          std::string &error);
+
+/// Fills argument `a` (param, adam_m or adam_v) from its full tensor:
+/// `read` writes the full tensor (Shard::fullShape, f32) into the buffer it
+/// is given and returns false on error. That buffer is the argument's own
+/// when the argument is whole; for a shard it is a temporary one, whose
+/// block (kernels::sliceBlock) is then copied into the argument.
+bool loadFullTensor(Executor &exec, int a,
+                    const std::function<bool(float *full)> &read);
 
 /// Default initialisation of every `param` argument (normal for rank >= 2,
 /// ones for rank 1) from `seed`, and zero moments and step.

@@ -13,11 +13,19 @@ constexpr AttrKind L = AttrKind::IntList;
 constexpr AttrKind S = AttrKind::String;
 
 // docs/plan-format.md, "Kernels". Attribute kinds follow the llm op
-// definitions (I64Attr -> Int, F64Attr -> Real) and shard.all_reduce's
-// (grid axes -> IntList, reduction kind -> String).
+// definitions (I64Attr -> Int, F64Attr -> Real) and the shard collectives'
+// (grid axes -> IntList, reduction kind -> String). Every IntList attribute
+// (grid_axes, shard_axes) is a list of grid axes; every String attribute
+// is a reduction.
 const KernelSpec kKernels[] = {
-    {"embedding", Kernel::Embedding, 2, 1, 0, {}},
-    {"embedding_grad", Kernel::EmbeddingGrad, 2, 1, 0, {}},
+    // shard_axes: the table is a vocabulary shard (docs/plan-format.md).
+    {"embedding", Kernel::Embedding, 2, 1, 1, {{"shard_axes", L, false, 0}}},
+    {"embedding_grad",
+     Kernel::EmbeddingGrad,
+     2,
+     1,
+     1,
+     {{"shard_axes", L, false, 0}}},
     {"rms_norm", Kernel::RmsNorm, 2, 1, 1, {{"eps", R, true, 0}}},
     {"rms_norm_grad", Kernel::RmsNormGrad, 3, 2, 1, {{"eps", R, true, 0}}},
     {"linear", Kernel::Linear, 2, 1, 0, {}},
@@ -81,6 +89,48 @@ const KernelSpec kKernels[] = {
      1,
      2,
      {{"grid_axes", L, true, 0}, {"reduction", S, true, 0}}},
+    {"all_gather",
+     Kernel::AllGather,
+     1,
+     1,
+     2,
+     {{"grid_axes", L, true, 0}, {"dim", I, true, 0}}},
+    {"reduce_scatter",
+     Kernel::ReduceScatter,
+     1,
+     1,
+     3,
+     {{"grid_axes", L, true, 0},
+      {"dim", I, true, 0},
+      {"reduction", S, true, 0}}},
+    {"all_slice",
+     Kernel::AllSlice,
+     1,
+     1,
+     2,
+     {{"grid_axes", L, true, 0}, {"dim", I, true, 0}}},
+    {"row_max", Kernel::RowMax, 1, 1, 0, {}},
+    {"row_sum_exp", Kernel::RowSumExp, 2, 1, 0, {}},
+    {"target_logit",
+     Kernel::TargetLogit,
+     2,
+     1,
+     1,
+     {{"shard_axes", L, false, 0}}},
+    {"cross_entropy_from_stats",
+     Kernel::CrossEntropyFromStats,
+     3,
+     1,
+     1,
+     {{"normalizer", I, true, 0}}},
+    {"cross_entropy_grad_from_stats",
+     Kernel::CrossEntropyGradFromStats,
+     5,
+     1,
+     2,
+     {{"normalizer", I, true, 0}, {"shard_axes", L, false, 0}}},
+    {"sum_squares", Kernel::SumSquares, -1, 1, 0, {}},
+    {"sqrt", Kernel::Sqrt, 1, 1, 0, {}},
 };
 
 } // namespace
@@ -128,6 +178,7 @@ bool resolveAttrs(const KernelSpec &spec, const plan::Instr &instr,
         return false;
       }
       seen[index] = true;
+      out.present[index] = true;
       out.real[index] = attr->fval();
       out.integer[index] = attr->ival();
       out.list[index] = attr->ints();

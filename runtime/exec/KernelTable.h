@@ -42,6 +42,16 @@ enum class Kernel : uint8_t {
   LrSchedule,
   AdamW,
   AllReduce,
+  AllGather,
+  ReduceScatter,
+  AllSlice,
+  RowMax,
+  RowSumExp,
+  TargetLogit,
+  CrossEntropyFromStats,
+  CrossEntropyGradFromStats,
+  SumSquares,
+  Sqrt,
 };
 
 /// Where an attribute's value is in plan::Attr: Int in `ival`, Real in
@@ -60,7 +70,7 @@ constexpr int kMaxAttrs = 4;
 struct KernelSpec {
   const char *name;
   Kernel kernel;
-  int numInputs; ///< -1: one or more (global_norm).
+  int numInputs; ///< -1: one or more (global_norm, sum_squares).
   int numOutputs;
   int numAttrs;
   AttrSpec attrs[kMaxAttrs];
@@ -79,6 +89,10 @@ struct AttrValues {
   int64_t integer[kMaxAttrs] = {};
   const flatbuffers::Vector<int64_t> *list[kMaxAttrs] = {};
   const flatbuffers::String *text[kMaxAttrs] = {};
+  /// Whether the instruction gives the attribute (optional ones may be
+  /// absent; an absent optional list, such as shard_axes, changes the
+  /// kernel's meaning).
+  bool present[kMaxAttrs] = {};
 };
 
 /// Reads `instr`'s attributes for `spec`: every required attribute present,

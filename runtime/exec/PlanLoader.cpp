@@ -307,7 +307,8 @@ bool loadPlanFromBuffer(std::vector<uint8_t> bytes, const std::string &source,
               ", expected " + std::to_string(r) + " (programs in rank order)";
       return false;
     }
-    if (!verifyProgram(program, where, error))
+    if (!verifyProgram(program, comm::Grid{p->pp(), p->dp(), p->tp()}, where,
+                       error))
       return false;
   }
 

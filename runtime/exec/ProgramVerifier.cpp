@@ -37,8 +37,9 @@ const char *str(const flatbuffers::String *s) { return s ? s->c_str() : ""; }
 /// Verifies one program; `where` ("plan.llx: program 0") prefixes errors.
 class ProgramVerifier {
 public:
-  ProgramVerifier(const plan::Program &program, std::string where)
-      : program_(program), where_(std::move(where)) {}
+  ProgramVerifier(const plan::Program &program, const comm::Grid &grid,
+                  std::string where)
+      : program_(program), grid_(grid), where_(std::move(where)) {}
 
   bool verify(std::string &error) {
     if (!verifyTensors(error) || !verifyArguments(error) ||
@@ -164,7 +165,47 @@ private:
         error = prefix + ": " + tensorDesc(ti) + " must be a scalar";
         return false;
       }
+      if (!verifySharding(*arg, isState, t, prefix, error))
+        return false;
       argumentBytes_.push_back(numElements(t) * dtypeBytes(t.dtype()));
+    }
+    return true;
+  }
+
+  /// An argument's shard_dim and shard_axes (Plan.fbs): a block of the
+  /// full tensor along a dimension it has, over ascending grid axes, for
+  /// parameters and their moments only.
+  bool verifySharding(const plan::Argument &arg, bool isState,
+                      const plan::Tensor &t, const std::string &prefix,
+                      std::string &error) {
+    const int dim = arg.shard_dim();
+    const auto *axes = arg.shard_axes();
+    if (dim == -1) {
+      if (axes && axes->size() > 0) {
+        error = prefix + ": shard_axes without shard_dim (-1: not sharded)";
+        return false;
+      }
+      return true;
+    }
+    if (!isState) {
+      error = prefix + ": is sharded (shard_dim " + std::to_string(dim) +
+              "); only param, adam_m and adam_v arguments can be";
+      return false;
+    }
+    if (dim < 0 || dim >= rank(t)) {
+      error = prefix + ": shard_dim " + std::to_string(dim) +
+              " is not a dimension of its " + tensorDesc(arg.tensor()) +
+              " (expected -1 or [0, " + std::to_string(rank(t)) + "))";
+      return false;
+    }
+    std::vector<int64_t> list;
+    if (axes)
+      list.assign(axes->begin(), axes->end());
+    comm::AxisMask mask;
+    std::string why;
+    if (!comm::ascendingGridAxesMask(list.data(), list.size(), mask, why)) {
+      error = prefix + ": shard_axes = " + why;
+      return false;
     }
     return true;
   }
@@ -301,7 +342,7 @@ private:
     AttrValues attrs;
     std::string why;
     if (!resolveAttrs(*spec, instr, attrs, why) ||
-        !checkAttrs(*spec, attrs, why) || !checkOperands(*spec, why)) {
+        !checkAttrs(*spec, attrs, why) || !checkOperands(*spec, attrs, why)) {
       error = prefix + ": " + why;
       return false;
     }
@@ -314,13 +355,22 @@ private:
       const AttrSpec &as = spec.attrs[a];
       std::string name = as.name;
       if (as.kind == AttrKind::IntList) {
-        // grid_axes (the only list): axes of the [pp, dp, tp] grid.
+        // grid_axes and shard_axes (the only lists): axes of the [pp, dp,
+        // tp] grid. Ascending where they number blocks; an all_reduce's
+        // order does not matter. An absent optional list is not sharded.
+        if (!as.required && !attrs.present[a])
+          continue;
         std::vector<int64_t> axes;
         if (const auto *list = attrs.list[a])
           axes.assign(list->begin(), list->end());
         comm::AxisMask mask;
         std::string reason;
-        if (!comm::gridAxesMask(axes.data(), axes.size(), mask, reason)) {
+        bool ok =
+            spec.kernel == Kernel::AllReduce
+                ? comm::gridAxesMask(axes.data(), axes.size(), mask, reason)
+                : comm::ascendingGridAxesMask(axes.data(), axes.size(), mask,
+                                              reason);
+        if (!ok) {
           why = "attribute '" + name + "' = " + reason;
           return false;
         }
@@ -406,8 +456,8 @@ private:
 
   /// Outputs must not overlap inputs or each other (a memory-planner bug
   /// would otherwise give silent garbage), except where a kernel works in
-  /// place: add, scale and clip_by_value may write over an input exactly,
-  /// and adamw must write p, m, v over themselves.
+  /// place: add, scale, clip_by_value, sqrt and all_reduce may write over
+  /// an input exactly, and adamw must write p, m, v over themselves.
   bool checkAliasing(const KernelSpec &spec, std::string &why) {
     for (size_t o = 0; o < outs_.size(); ++o) {
       Extent eo = extent(out(o));
@@ -425,6 +475,7 @@ private:
         case Kernel::Scale:
         case Kernel::ClipByValue:
         case Kernel::AllReduce:
+        case Kernel::Sqrt:
           inPlace = exact && (spec.kernel != Kernel::Scale || i == 0);
           break;
         case Kernel::AdamW:
@@ -450,13 +501,58 @@ private:
     return true;
   }
 
-  bool checkOperands(const KernelSpec &spec, std::string &why) {
-    if (!checkShapes(spec, why))
+  bool checkOperands(const KernelSpec &spec, const AttrValues &attrs,
+                     std::string &why) {
+    if (!checkShapes(spec, attrs, why))
       return false;
     return checkAliasing(spec, why);
   }
 
-  bool checkShapes(const KernelSpec &spec, std::string &why) {
+  /// all_gather, reduce_scatter, all_slice: `dim` is a dimension of both
+  /// operands, which agree elsewhere, and the larger one's `dim` is G times
+  /// the smaller one's, G = the size of the group over grid_axes on the
+  /// plan's grid (`gathered`: the output is the larger one).
+  bool checkBlocks(const AttrValues &attrs, bool gathered, std::string &why) {
+    std::vector<int64_t> axes(attrs.list[0]->begin(), attrs.list[0]->end());
+    comm::AxisMask mask = 0;
+    std::string ignored;
+    comm::ascendingGridAxesMask(axes.data(), axes.size(), mask, ignored);
+    const int64_t g = grid_.groupSize(mask);
+    const int64_t d = attrs.integer[1];
+    const plan::Tensor &x = in(0), &y = out(0);
+    if (d < 0 || d >= rank(x)) {
+      why = "attribute 'dim' = " + std::to_string(d) +
+            " is not a dimension of " + inDesc(0);
+      return false;
+    }
+    const plan::Tensor &whole = gathered ? y : x, &block = gathered ? x : y;
+    const std::string wholeDesc = gathered ? outDesc(0) : inDesc(0);
+    bool ok = rank(whole) == rank(block);
+    for (int i = 0; ok && i < rank(block); ++i)
+      ok = dim(whole, i) == (i == d ? g * dim(block, i) : dim(block, i));
+    if (!ok) {
+      std::string expected = "[";
+      for (int i = 0; i < rank(block); ++i)
+        expected += (i ? ", " : "") +
+                    std::to_string(i == d ? g * dim(block, i) : dim(block, i));
+      why = wholeDesc + ": expected shape " + expected + "] (dim " +
+            std::to_string(d) + " times " + std::to_string(g) +
+            ", the ranks of the group over grid axes " + shapeList(axes) +
+            " on the grid " + grid_.toString() + ")";
+      return false;
+    }
+    return true;
+  }
+
+  static std::string shapeList(const std::vector<int64_t> &v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i)
+      s += (i ? ", " : "") + std::to_string(v[i]);
+    return s + "]";
+  }
+
+  bool checkShapes(const KernelSpec &spec, const AttrValues &attrs,
+                   std::string &why) {
     // Every operand's dtype: ids are i32, the step i64, the rest f32.
     auto dtypeOf = [&](bool isIn, int i) {
       switch (spec.kernel) {
@@ -466,7 +562,10 @@ private:
       case Kernel::CrossEntropy:
         return isIn && i == 1 ? DType::I32 : DType::F32;
       case Kernel::CrossEntropyGrad:
+      case Kernel::CrossEntropyGradFromStats:
         return isIn && i == 2 ? DType::I32 : DType::F32;
+      case Kernel::TargetLogit:
+        return isIn && i == 1 ? DType::I32 : DType::F32;
       case Kernel::LrSchedule:
         return isIn ? DType::I64 : DType::F32;
       case Kernel::AdamW:
@@ -639,6 +738,38 @@ private:
         return numel(O, 0, 1);
       return numel(I, 0, 1) && numel(O, 0, numElements(in(l)));
     }
+    case Kernel::AllGather:
+      return checkBlocks(attrs, /*gathered=*/true, why);
+    case Kernel::ReduceScatter:
+    case Kernel::AllSlice:
+      return checkBlocks(attrs, /*gathered=*/false, why);
+    case Kernel::RowMax:
+    case Kernel::RowSumExp:
+    case Kernel::TargetLogit: {
+      // logits [..., V] (and max [...] or targets [...]) -> out [...].
+      if (!minRank(I, 0, 1))
+        return false;
+      int64_t rows = numElements(in(0)) / dim(in(0), -1);
+      if (spec.kernel != Kernel::RowMax && !numel(I, 1, rows))
+        return false;
+      return numel(O, 0, rows);
+    }
+    case Kernel::CrossEntropyFromStats: {
+      int64_t rows = numElements(in(0));
+      return numel(I, 1, rows) && numel(I, 2, rows) && numel(O, 0, 1);
+    }
+    case Kernel::CrossEntropyGradFromStats: {
+      // dloss, logits [..., V], targets, max, sumexp -> dlogits.
+      if (!minRank(I, 1, 1))
+        return false;
+      int64_t v = dim(in(1), -1), rows = numElements(in(1)) / v;
+      return numel(I, 0, 1) && numel(I, 2, rows) && numel(I, 3, rows) &&
+             numel(I, 4, rows) && numel(O, 0, numElements(in(1)));
+    }
+    case Kernel::SumSquares:
+      return numel(O, 0, 1);
+    case Kernel::Sqrt:
+      return numel(I, 0, 1) && numel(O, 0, 1);
     case Kernel::Constant:
       return true;
     case Kernel::GlobalNorm:
@@ -664,6 +795,7 @@ private:
   }
 
   const plan::Program &program_;
+  comm::Grid grid_;
   std::string where_;
   std::vector<int64_t> argumentBytes_;
   std::vector<int> ins_, outs_;
@@ -671,9 +803,9 @@ private:
 
 } // namespace
 
-bool verifyProgram(const plan::Program &program, const std::string &where,
-                   std::string &error) {
-  return ProgramVerifier(program, where).verify(error);
+bool verifyProgram(const plan::Program &program, const comm::Grid &grid,
+                   const std::string &where, std::string &error) {
+  return ProgramVerifier(program, grid, where).verify(error);
 }
 
 } // namespace exec

@@ -94,7 +94,10 @@ bool Trace::open(const std::string &path, const plan::Program &program,
   for (int i = 0; i < numInstrs; ++i) {
     const plan::Instr &instr = *program.instrs()->Get(i);
     const KernelSpec *spec = findKernel(instr.kernel()->c_str());
-    const bool collective = spec && spec->kernel == Kernel::AllReduce;
+    // all_slice moves no data between ranks: a compute kernel.
+    const bool collective = spec && (spec->kernel == Kernel::AllReduce ||
+                                     spec->kernel == Kernel::AllGather ||
+                                     spec->kernel == Kernel::ReduceScatter);
     head_[i] =
         eventHead(instr.kernel()->str(), collective ? "comm" : "kernel", rank,
                   collective ? TraceLane::Collectives : TraceLane::Compute);
@@ -108,7 +111,8 @@ bool Trace::open(const std::string &path, const plan::Program &program,
     tail = ",\"microbatch\":0,\"instr\":" + std::to_string(i) +
            ",\"loc\":" + jsonString(instr.loc() ? instr.loc()->str() : "") +
            ",\"bytes\":" + std::to_string(bytes);
-    // List and string attributes (all_reduce's grid_axes and reduction).
+    // List and string attributes (the collectives' grid_axes and
+    // reduction, the vocabulary shards' shard_axes).
     AttrValues values;
     std::string why;
     if (spec && resolveAttrs(*spec, instr, values, why))

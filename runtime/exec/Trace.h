@@ -12,9 +12,10 @@
 //   0 compute      one event per kernel call, named after the kernel (cat
 //                  "kernel"); args step (1-based), microbatch, instr, loc (the
 //                  instruction's HF module), bytes (of its outputs);
-//   1 collectives  one event per all_reduce (cat "comm"; args also grid_axes,
-//                  reduction; bytes are those reduced), and the trainer's
-//                  error agreement after each step (agree_on_failure);
+//   1 collectives  one event per all_reduce, all_gather and reduce_scatter
+//                  (cat "comm"; args also grid_axes, reduction; bytes are
+//                  those of the output), and the trainer's error agreement
+//                  after each step (agree_on_failure);
 //   2 host         "step" spans (the whole step), "data" (filling the batch),
 //                  "log" (console and metrics), "checkpoint" (a save).
 // Metadata events ("ph": "M") name the process "rank R" and the lanes.

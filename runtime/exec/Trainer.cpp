@@ -101,11 +101,11 @@ bool checkTrainingProgram(const Executor &exec, const LoadedPlan &plan,
 bool checkLayout(const LoadedPlan &plan, const comm::Comm &comm,
                  std::string &error) {
   const comm::Grid grid{plan.plan->pp(), plan.plan->dp(), plan.plan->tp()};
-  if (grid.tp != 1 || grid.pp != 1) {
+  if (grid.pp != 1) {
     error = plan.path + ": layout " + grid.toString() +
-            ": tensor and pipeline parallelism (tp, pp > 1) are not "
-            "supported by this runtime yet (parameter shards, stage "
-            "transfers and their checkpoints); data parallelism is";
+            ": pipeline parallelism (pp > 1) is not supported by this "
+            "runtime yet (stage transfers, and checkpoints of the stages' "
+            "parameters); data and tensor parallelism are";
     return false;
   }
   const int need = grid.size(), have = comm.size();
@@ -363,7 +363,8 @@ int runTraining(const RunOptions &options, std::string &error) {
     exec.setTrace(&trace);
   }
   // Rank 0 writes the rest: after an all-reduced step every rank holds the
-  // same loss, lr, grad_norm and (with tp = pp = 1) full parameters.
+  // same loss, lr and grad_norm (the compiler makes them replicated), and
+  // rank 0 gets the full parameters from CheckpointTensors::gather.
   std::FILE *metrics = nullptr;
   ok = !root || openOutputs(options, metrics, error);
   if (comm.agreeOnFailure(!ok, error))
@@ -485,6 +486,24 @@ int runTraining(const RunOptions &options, std::string &error) {
     const double seconds =
         std::chrono::duration<double>(Clock::now() - t0).count();
     const double tokPerS = seconds > 0 ? tokensPerStep / seconds : 0.0;
+    // A checkpoint holds full tensors: every rank gathers its shards, here,
+    // where the ranks are still in step (before anything only rank 0 does
+    // can fail). Without shards this is no collective and costs nothing;
+    // with them, the full copies live until the end of this step only.
+    const int64_t done = s + 1;
+    CheckpointTensors full;
+    const bool saveNow =
+        !options.saveDir.empty() &&
+        (done == options.steps ||
+         (options.saveEvery > 0 && done % options.saveEvery == 0));
+    if (saveNow && !full.gather(exec, error)) {
+      bar.clear();
+      error = "step " + std::to_string(done) + ": " + error;
+      trace.discard();
+      if (comm.size() > 1)
+        comm.abort(error, 1);
+      return 1;
+    }
     ok = std::isfinite(*loss);
     if (!ok)
       error = "step " + std::to_string(s + 1) + ": loss is " +
@@ -526,14 +545,11 @@ int runTraining(const RunOptions &options, std::string &error) {
     }
     if (log || metrics)
       trace.host(HostEvent::Log, tLog, Clock::now());
-    const int64_t done = s + 1;
-    if (ok && root && !options.saveDir.empty() &&
-        (done == options.steps ||
-         (options.saveEvery > 0 && done % options.saveEvery == 0))) {
+    if (ok && root && saveNow) {
       const auto t1 = Clock::now();
       state.step = done;
       std::string saved;
-      if (!saveCheckpoint(options.saveDir, exec, model, state, saveOptions,
+      if (!saveCheckpoint(options.saveDir, full, model, state, saveOptions,
                           saved, error)) {
         error = "step " + std::to_string(done) +
                 ": cannot save checkpoint: " + error;

@@ -6,7 +6,7 @@
 // them):
 //  1. validate everything first, on every rank: options, the plan
 //     (loadPlan), its layout against the world size (dp * tp * pp ranks;
-//     tp = pp = 1 for now), this rank's program (program(rank)) as a
+//     pp = 1 for now), this rank's program (program(rank)) as a
 //     training step for the model it names, the token data (io TokenStream,
 //     vocabulary <= the model's), --init weights or, with --resume, the
 //     checkpoint DIR/latest names (exec/Checkpoint.h). After each phase the
@@ -19,14 +19,19 @@
 //     (DESIGN.md A7);
 //  3. for each step s from 0 (or the checkpoint's step) to --steps: the
 //     DataLoader fills tokens/targets with this rank's slice (A3 order, dp
-//     rank (rank / tp) % dp, microbatch 0), `step` is set to s, the program
-//     runs (its all_reduce instructions sum the loss and the gradients over
-//     dp), and rank 0 logs loss / lr / grad_norm and streams them to the
-//     metrics file; every --save-every steps and after the last one rank 0
-//     saves a checkpoint. The ranks agree on failure after every step.
+//     rank (rank / tp) % dp, microbatch 0: the tp ranks of a dp replica
+//     read the same sequences), `step` is set to s, the program runs (its
+//     collectives sum the loss and the gradients over dp and combine the
+//     tensor-parallel shards), and rank 0 logs loss / lr / grad_norm and
+//     streams them to the metrics file; every --save-every steps and after
+//     the last one every rank gathers its sharded parameters and moments
+//     and rank 0 saves a checkpoint of the full tensors. The ranks agree on
+//     failure after every step.
 //
-// Initial weights are the same on every rank: the default init is a function
-// of (seed, tensor name, index) and --init / --resume read the same files.
+// Initial weights are those of the single-rank run on every rank: the
+// default init is a function of (seed, tensor name, index in the full
+// tensor), and --init / --resume read the same full tensors, of which a
+// sharded parameter takes its block.
 //
 // Checkpoints: with --save-dir DIR, checkpoints DIR/step-<N> are saved
 // atomically (exec/Checkpoint.h) every --save-every steps and at the end;
@@ -38,8 +43,10 @@
 // the step (which also fixes the data position), so the losses after a
 // resume equal those of an uninterrupted run bit for bit (same thread
 // count and layout). Without --resume, a DIR that already holds checkpoints
-// is an error (nothing is overwritten). Rank 0 saves: with tp = pp = 1 its
-// parameters and moments are the full tensors, identical on every dp rank.
+// is an error (nothing is overwritten). Rank 0 saves the full tensors: its
+// own when they are whole (identical on every dp rank), gathered from its
+// tensor-parallel group when they are shards (CheckpointTensors). So a
+// checkpoint saved under one layout resumes under any other.
 //
 // Trace (--trace FILE.json, exec/Trace.h): every rank records its kernel
 // calls, all_reduces, data loading, logging, checkpoint saves and step spans,
@@ -59,9 +66,9 @@
 // lr (used by the step), grad_norm (pre-clip; null when the plan computes
 // none), tokens_per_s (tokens of the global batch per second).
 //
-// NOTE: plans with tp or pp > 1 and plans with several microbatches per step
-// are rejected for now: they need parameter shards (and their checkpoints),
-// stage transfers and gradient accumulation respectively.
+// NOTE: plans with pp > 1 and plans with several microbatches per step are
+// rejected for now: they need stage transfers and gradient accumulation
+// respectively.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LLAMAC_RUNTIME_EXEC_TRAINER_H

@@ -7,7 +7,11 @@
 namespace llamac::plan {
 /// Bumped whenever the meaning of a plan changes; the runtime refuses other
 /// versions.
-inline constexpr uint32_t kPlanFormatVersion = 1;
+///  1: data parallelism (all_reduce).
+///  2: tensor and sequence parallelism: sharded arguments (shard_dim,
+///     shard_axes), all_gather, reduce_scatter, all_slice, vocabulary-sharded
+///     embedding and cross-entropy statistics, sum_squares, sqrt.
+inline constexpr uint32_t kPlanFormatVersion = 2;
 } // namespace llamac::plan
 
 #endif // LLAMAC_RUNTIME_PLAN_PLANFORMAT_H

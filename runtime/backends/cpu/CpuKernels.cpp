@@ -312,6 +312,43 @@ LLAMAC_MULTIVERSION void embeddingBwd(const T *dy, const int32_t *ids,
   }
 }
 
+template <typename T>
+void embeddingShardFwd(const T *table, const int32_t *ids, T *out, int64_t n,
+                       int64_t d, int64_t v, int64_t begin) {
+#pragma omp parallel for schedule(static) if (n * d >= kMinParallelWork)
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t row = int64_t(ids[r]) - begin;
+    if (row >= 0 && row < v)
+      std::copy_n(table + row * d, d, out + r * d);
+    else
+      std::fill_n(out + r * d, d, T(0));
+  }
+}
+
+template <typename T>
+LLAMAC_MULTIVERSION void embeddingShardBwd(const T *dy, const int32_t *ids,
+                                           T *dtable, int64_t n, int64_t d,
+                                           int64_t v, int64_t begin) {
+  fill(dtable, v * d, T(0));
+  // As embeddingBwd: column blocks own their slice of every row, tokens in
+  // order; tokens of other shards are skipped.
+  const int64_t blocks = (d + kColumnBlock - 1) / kColumnBlock;
+#pragma omp parallel for schedule(static) if (n * d >= kMinParallelWork)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t j0 = blk * kColumnBlock;
+    const int64_t j1 = std::min(d, j0 + kColumnBlock);
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t row = int64_t(ids[r]) - begin;
+      if (row < 0 || row >= v)
+        continue;
+      T *dst = dtable + row * d;
+      const T *src = dy + r * d;
+      for (int64_t j = j0; j < j1; ++j)
+        dst[j] += src[j];
+    }
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // RMSNorm
 //===----------------------------------------------------------------------===//
@@ -772,6 +809,113 @@ LLAMAC_MULTIVERSION void crossEntropyBwd(const T *logits,
 }
 
 //===----------------------------------------------------------------------===//
+// Cross entropy over a sharded vocabulary
+//===----------------------------------------------------------------------===//
+
+template <typename T>
+void rowMaxes(const T *logits, T *mx, int64_t rows, int64_t v) {
+#pragma omp parallel for schedule(static) if (rows * v >= kMinParallelWork)
+  for (int64_t r = 0; r < rows; ++r)
+    mx[r] = rowMax(logits + r * v, v);
+}
+
+template <typename T>
+LLAMAC_MULTIVERSION void rowSumExp(const T *logits, const T *mx, T *s,
+                                   int64_t rows, int64_t v) {
+  // The exponentials and their sum in double, as rowLogSumExp: the shards'
+  // sums are added and logged into the loss, which is compared across
+  // layouts to fp32 noise.
+#pragma omp parallel for schedule(static) if (rows * v >= kMinParallelWork)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T *x = logits + r * v;
+    const double m = double(mx[r]);
+    double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < v; ++j)
+      sum += expDouble(double(x[j]) - m);
+    s[r] = T(sum);
+  }
+}
+
+template <typename T>
+void targetLogits(const T *logits, const int32_t *targets, T *t, int64_t rows,
+                  int64_t v, int64_t begin) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t col = int64_t(targets[r]) - begin;
+    t[r] = col >= 0 && col < v ? logits[r * v + col] : T(0);
+  }
+}
+
+template <typename T>
+double crossEntropyFromStats(const T *mx, const T *s, const T *t, int64_t rows,
+                             double scale) {
+  // Sequential, in row order: the same sum whatever the thread count.
+  double total = 0.0;
+  for (int64_t r = 0; r < rows; ++r)
+    total += std::log(double(s[r])) + double(mx[r]) - double(t[r]);
+  return scale * total;
+}
+
+template <typename T>
+LLAMAC_MULTIVERSION void
+crossEntropyBwdFromStats(const T *logits, const int32_t *targets, const T *mx,
+                         const T *s, T *dlogits, int64_t rows, int64_t v,
+                         int64_t begin, double scale, double dloss) {
+  const double coef = dloss * scale;
+#pragma omp parallel for schedule(static) if (rows * v >= kMinParallelWork)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T *x = logits + r * v;
+    T *dx = dlogits + r * v;
+    const T m = mx[r];
+    const T c = T(coef / double(s[r]));
+    for (int64_t j = 0; j < v; ++j)
+      dx[j] = expT(x[j] - m) * c;
+    // The target's probability in double: p - 1 cancels when p is near 1.
+    const int64_t col = int64_t(targets[r]) - begin;
+    if (col >= 0 && col < v) {
+      const double p = expDouble(double(x[col]) - double(m)) / double(s[r]);
+      dx[col] = T(coef * (p - 1.0));
+    }
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Blocks along one dimension
+//===----------------------------------------------------------------------===//
+
+template <typename T>
+void sliceBlock(const T *x, T *y, int64_t outer, int64_t d, int64_t inner,
+                int64_t g, int64_t index) {
+  const int64_t run = d * inner; // contiguous elements per outer index
+#pragma omp parallel for schedule(static) if (outer * run >= kMinParallelWork)
+  for (int64_t o = 0; o < outer; ++o)
+    std::copy_n(x + (o * g + index) * run, run, y + o * run);
+}
+
+template <typename T>
+void concatBlocks(const T *blocks, T *y, int64_t g, int64_t outer, int64_t d,
+                  int64_t inner) {
+  const int64_t run = d * inner, block = outer * run;
+  // One iteration per (outer index, block): each writes its own run of y.
+#pragma omp parallel for collapse(2)                                           \
+    schedule(static) if (g * block >= kMinParallelWork)
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t b = 0; b < g; ++b)
+      std::copy_n(blocks + b * block + o * run, run, y + (o * g + b) * run);
+}
+
+template <typename T>
+void splitBlocks(const T *x, T *blocks, int64_t g, int64_t outer, int64_t d,
+                 int64_t inner) {
+  const int64_t run = d * inner, block = outer * run;
+#pragma omp parallel for collapse(2)                                           \
+    schedule(static) if (g * block >= kMinParallelWork)
+  for (int64_t b = 0; b < g; ++b)
+    for (int64_t o = 0; o < outer; ++o)
+      std::copy_n(x + (o * g + b) * run, run, blocks + b * block + o * run);
+}
+
+//===----------------------------------------------------------------------===//
 // Elementwise and reductions
 //===----------------------------------------------------------------------===//
 
@@ -882,6 +1026,10 @@ LLAMAC_MULTIVERSION void adamw(T *p, const T *g, T *m, T *v, int64_t n,
                                 int64_t, int64_t);                             \
   template void embeddingBwd<T>(const T *, const int32_t *, T *, int64_t,      \
                                 int64_t, int64_t);                             \
+  template void embeddingShardFwd<T>(const T *, const int32_t *, T *, int64_t, \
+                                     int64_t, int64_t, int64_t);               \
+  template void embeddingShardBwd<T>(const T *, const int32_t *, T *, int64_t, \
+                                     int64_t, int64_t, int64_t);               \
   template void rmsNormFwd<T>(const T *, const T *, T *, int64_t, int64_t,     \
                               float);                                          \
   template void rmsNormBwd<T>(const T *, const T *, const T *, T *, T *,       \
@@ -908,6 +1056,21 @@ LLAMAC_MULTIVERSION void adamw(T *p, const T *g, T *m, T *v, int64_t n,
                                      int64_t, double);                         \
   template void crossEntropyBwd<T>(const T *, const int32_t *, T *, int64_t,   \
                                    int64_t, double, double);                   \
+  template void rowMaxes<T>(const T *, T *, int64_t, int64_t);                 \
+  template void rowSumExp<T>(const T *, const T *, T *, int64_t, int64_t);     \
+  template void targetLogits<T>(const T *, const int32_t *, T *, int64_t,      \
+                                int64_t, int64_t);                             \
+  template double crossEntropyFromStats<T>(const T *, const T *, const T *,    \
+                                           int64_t, double);                   \
+  template void crossEntropyBwdFromStats<T>(                                   \
+      const T *, const int32_t *, const T *, const T *, T *, int64_t, int64_t, \
+      int64_t, double, double);                                                \
+  template void sliceBlock<T>(const T *, T *, int64_t, int64_t, int64_t,       \
+                              int64_t, int64_t);                               \
+  template void concatBlocks<T>(const T *, T *, int64_t, int64_t, int64_t,     \
+                                int64_t);                                      \
+  template void splitBlocks<T>(const T *, T *, int64_t, int64_t, int64_t,      \
+                               int64_t);                                       \
   template void add<T>(const T *, const T *, T *, int64_t);                    \
   template void accumulate<T>(const T *, T *, int64_t);                        \
   template void scale<T>(const T *, T *, int64_t, double);                     \

@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 namespace llamac {
@@ -72,6 +73,19 @@ public:
         rc = MPI_Comm_set_errhandler(comms_[mask], MPI_ERRORS_RETURN);
       if (rc != MPI_SUCCESS) {
         error = mpiError("MPI_Comm_split", rc);
+        return false;
+      }
+      // allGather and reduceScatter number blocks by group index and MPI
+      // numbers them by communicator rank: the key (the world rank) makes
+      // the two agree (Grid::groupIndex); checked once here, not per call.
+      int groupRank = -1;
+      MPI_Comm_rank(comms_[mask], &groupRank);
+      if (groupRank != grid.groupIndex(rank, mask)) {
+        error = "MPI_Comm_split gave rank " + std::to_string(rank) +
+                " the position " + std::to_string(groupRank) +
+                " in its group over axis mask " + std::to_string(mask) +
+                ", expected its group index " +
+                std::to_string(grid.groupIndex(rank, mask));
         return false;
       }
     }
@@ -159,6 +173,101 @@ public:
     return true;
   }
 
+  bool allGather(const void *send, void *recv, int64_t count, DType dtype,
+                 const std::vector<int> &gridAxes,
+                 std::string &error) override {
+    const int64_t bytes = count * dtypeBytes(dtype);
+    AxisMask mask;
+    if (!checkGroup("all_gather", gridAxes, mask, error))
+      return false;
+    const int members = grid_.groupSize(mask);
+    if (!checkGatherArguments("all_gather", send, bytes, recv, members * bytes,
+                              count, gridAxes, mask, error))
+      return false;
+    if (count == 0)
+      return true;
+    if (members == 1) {
+      std::memcpy(recv, send, static_cast<size_t>(bytes));
+      return true;
+    }
+    MPI_Comm group = groups_.group(mask);
+    char *out = static_cast<char *>(recv);
+    int rc = MPI_SUCCESS;
+    const char *call = "MPI_Allgather";
+    if (count <= kMaxChunk) {
+      rc = MPI_Allgather(send, static_cast<int>(count), mpiType(dtype), out,
+                         static_cast<int>(count), mpiType(dtype), group);
+    } else {
+      // Blocks beyond an int count: each member broadcasts its block, in
+      // chunks (MPI_Allgather's counts are per block).
+      call = "MPI_Bcast";
+      const int me = grid_.groupIndex(rank_, mask);
+      std::memcpy(out + me * bytes, send, static_cast<size_t>(bytes));
+      for (int m = 0; m < members && rc == MPI_SUCCESS; ++m) {
+        char *block = out + m * bytes;
+        for (int64_t off = 0; off < count && rc == MPI_SUCCESS;) {
+          const int n = static_cast<int>(std::min(count - off, kMaxChunk));
+          rc = MPI_Bcast(block + off * dtypeBytes(dtype), n, mpiType(dtype), m,
+                         group);
+          off += n;
+        }
+      }
+    }
+    if (rc != MPI_SUCCESS) {
+      error = mpiError(call, rc);
+      return false;
+    }
+    return true;
+  }
+
+  bool reduceScatter(const void *send, void *recv, int64_t recvCount,
+                     DType dtype, Reduction reduction,
+                     const std::vector<int> &gridAxes,
+                     std::string &error) override {
+    const int64_t bytes = recvCount * dtypeBytes(dtype);
+    AxisMask mask;
+    if (!checkGroup("reduce_scatter", gridAxes, mask, error))
+      return false;
+    const int members = grid_.groupSize(mask);
+    if (!checkGatherArguments("reduce_scatter", send, members * bytes, recv,
+                              bytes, recvCount, gridAxes, mask, error))
+      return false;
+    if (recvCount == 0)
+      return true;
+    if (members == 1) {
+      std::memcpy(recv, send, static_cast<size_t>(bytes));
+      return true;
+    }
+    MPI_Comm group = groups_.group(mask);
+    const char *in = static_cast<const char *>(send);
+    int rc = MPI_SUCCESS;
+    const char *call = "MPI_Reduce_scatter_block";
+    if (recvCount <= kMaxChunk) {
+      rc = MPI_Reduce_scatter_block(send, recv, static_cast<int>(recvCount),
+                                    mpiType(dtype), mpiOp(reduction), group);
+    } else {
+      // Blocks beyond an int count: block m is reduced onto member m, in
+      // chunks.
+      call = "MPI_Reduce";
+      const int me = grid_.groupIndex(rank_, mask);
+      char *out = static_cast<char *>(recv);
+      for (int m = 0; m < members && rc == MPI_SUCCESS; ++m) {
+        for (int64_t off = 0; off < recvCount && rc == MPI_SUCCESS;) {
+          const int n = static_cast<int>(std::min(recvCount - off, kMaxChunk));
+          const int64_t at = off * dtypeBytes(dtype);
+          rc = MPI_Reduce(in + m * bytes + at, m == me ? out + at : nullptr, n,
+                          mpiType(dtype), mpiOp(reduction), m, group);
+          off += n;
+        }
+      }
+    }
+    if (rc != MPI_SUCCESS) {
+      error = mpiError(call, rc);
+      return false;
+    }
+    return true;
+  }
+
   bool barrier(std::string &error) override {
     int rc = MPI_Barrier(world_);
     if (rc != MPI_SUCCESS) {
@@ -231,6 +340,21 @@ public:
   }
 
 private:
+  /// The grid axes of a gather or scatter, and that there is a grid.
+  bool checkGroup(const char *what, const std::vector<int> &gridAxes,
+                  AxisMask &mask, std::string &error) const {
+    if (!ascendingGridAxesMask(gridAxes, mask, error)) {
+      error = std::string(what) + " over grid axes " + error;
+      return false;
+    }
+    if (!hasGrid()) {
+      error = std::string(what) + " before setGrid(): no device grid for the " +
+              std::to_string(size_) + " ranks";
+      return false;
+    }
+    return true;
+  }
+
   MPI_Comm world_;
   bool ownsInit_;
   int rank_ = 0, size_ = 1;

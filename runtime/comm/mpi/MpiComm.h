@@ -12,6 +12,8 @@
 //  - setGrid(): GridComm, one MPI_Comm_split per non-empty set of grid axes
 //    (7 of them, in the same order on every rank; color and key from
 //    Grid::groupSplit), so an all_reduce never creates a communicator.
+//    The key (the world rank) makes each group communicator's rank order
+//    the group index order that allGather / reduceScatter blocks follow.
 //  - Destruction: frees the communicators and calls MPI_Finalize when this
 //    object called MPI_Init.
 //

@@ -123,3 +123,57 @@ TEST(Grid, AxesListsAreCheckedAndBecomeMasks) {
   EXPECT_FALSE(gridAxesMask(std::vector<int>{1, 2, 1}, mask, why));
   EXPECT_EQ(why, "[1, 2, 1]: axis 1 is repeated");
 }
+
+TEST(Grid, GroupIndexIsRowMajorOverTheAxes) {
+  // [pp, dp, tp] = [1, 2, 2]: rank r is (d, t) = (r / 2, r % 2).
+  Grid g{1, 2, 2};
+  const int tpIndex[4] = {0, 1, 0, 1};   // t
+  const int dpIndex[4] = {0, 0, 1, 1};   // d
+  const int bothIndex[4] = {0, 1, 2, 3}; // d * 2 + t
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(g.groupIndex(r, kTp), tpIndex[r]) << r;
+    EXPECT_EQ(g.groupIndex(r, kDp), dpIndex[r]) << r;
+    EXPECT_EQ(g.groupIndex(r, kDp | kTp), bothIndex[r]) << r;
+    EXPECT_EQ(g.groupIndex(r, kPp), 0) << r;
+  }
+  // [2, 3, 2], rank 7 = (p1, d0, t1): over {pp, tp} the index is
+  // p * 2 + t = 3; over {pp, dp} p * 3 + d = 3; over all, the rank.
+  Grid h{2, 3, 2};
+  EXPECT_EQ(h.groupIndex(7, kPp | kTp), 3);
+  EXPECT_EQ(h.groupIndex(7, kPp | kDp), 3);
+  EXPECT_EQ(h.groupIndex(7, kPp | kDp | kTp), 7);
+  EXPECT_EQ(h.groupIndex(10, kDp | kTp), 4); // (p1, d2, t0): 2 * 2 + 0
+}
+
+TEST(Grid, GroupIndexIsThePositionAmongTheGroupsWorldRanks) {
+  // What makes MPI_Comm_split (key = world rank) order a group's
+  // communicator by group index.
+  for (Grid g : {Grid{1, 2, 2}, Grid{2, 2, 2}, Grid{3, 1, 2}, Grid{2, 3, 4}}) {
+    for (AxisMask m = 1; m < kNumAxisMasks; ++m) {
+      for (int r = 0; r < g.size(); ++r) {
+        std::vector<int> group = g.groupRanks(r, m);
+        const int index = g.groupIndex(r, m);
+        ASSERT_LT(index, static_cast<int>(group.size()));
+        EXPECT_EQ(group[index], r) << g.toString() << " mask " << m;
+      }
+    }
+  }
+}
+
+TEST(Grid, OrderedAxesListsMustBeAscending) {
+  AxisMask mask = 0;
+  std::string why;
+  EXPECT_TRUE(ascendingGridAxesMask(std::vector<int>{1, 2}, mask, why)) << why;
+  EXPECT_EQ(mask, kDp | kTp);
+  const int64_t tp[] = {2};
+  EXPECT_TRUE(ascendingGridAxesMask(tp, 1, mask, why)) << why;
+  EXPECT_EQ(mask, kTp);
+  EXPECT_FALSE(ascendingGridAxesMask(std::vector<int>{2, 1}, mask, why));
+  EXPECT_EQ(why, "[2, 1]: axes must be ascending (blocks are numbered "
+                 "row-major over the axes in grid order)");
+  // The other checks still apply.
+  EXPECT_FALSE(ascendingGridAxesMask(std::vector<int>{}, mask, why));
+  EXPECT_NE(why.find("is empty"), std::string::npos) << why;
+  EXPECT_FALSE(ascendingGridAxesMask(std::vector<int>{1, 1}, mask, why));
+  EXPECT_EQ(why, "[1, 1]: axis 1 is repeated");
+}

@@ -59,6 +59,52 @@ TEST(LocalComm, BadArgumentsAreErrors) {
   EXPECT_TRUE(c.barrier(error)) << error;
 }
 
+TEST(LocalComm, GatherAndScatterOverOneRankCopy) {
+  LocalComm c;
+  std::string error;
+  std::vector<float> x = {1.5f, -2.0f, 3.25f}, y(3, 0.0f), z(3, 0.0f);
+  EXPECT_TRUE(c.allGather(x.data(), y.data(), 3, DType::F32, {2}, error))
+      << error;
+  EXPECT_EQ(y, x);
+  EXPECT_TRUE(c.reduceScatter(x.data(), z.data(), 3, DType::F32, Reduction::Max,
+                              {1, 2}, error))
+      << error;
+  EXPECT_EQ(z, x);
+  std::vector<int64_t> a = {7, 8}, b(2, 0);
+  EXPECT_TRUE(c.allGather(a.data(), b.data(), 2, DType::I64, {0, 1, 2}, error))
+      << error;
+  EXPECT_EQ(b, a);
+  EXPECT_TRUE(c.allGather(nullptr, nullptr, 0, DType::F32, {2}, error));
+  const Comm::GroupPosition pos = c.groupPosition(1u << kTensorAxis);
+  EXPECT_EQ(pos.index, 0);
+  EXPECT_EQ(pos.size, 1);
+}
+
+TEST(LocalComm, GatherAndScatterArgumentErrors) {
+  LocalComm c;
+  std::string error;
+  float x[4] = {1, 2, 3, 4}, y[4] = {};
+  EXPECT_FALSE(c.allGather(x, y, 2, DType::F32, {2, 1}, error));
+  EXPECT_EQ(error, "all_gather over grid axes [2, 1]: axes must be ascending "
+                   "(blocks are numbered row-major over the axes in grid "
+                   "order)");
+  EXPECT_FALSE(c.reduceScatter(x, y, 2, DType::F32, Reduction::Sum, {}, error));
+  EXPECT_NE(error.find("reduce_scatter over grid axes [] is empty"),
+            std::string::npos)
+      << error;
+  EXPECT_FALSE(c.allGather(x, y, -1, DType::F32, {2}, error));
+  EXPECT_EQ(error, "all_gather of -1 elements, expected count >= 0 and two "
+                   "buffers");
+  EXPECT_FALSE(c.allGather(x, nullptr, 2, DType::F32, {2}, error));
+  EXPECT_NE(error.find("with a null buffer"), std::string::npos) << error;
+  EXPECT_FALSE(c.allGather(x, x + 1, 2, DType::F32, {2}, error));
+  EXPECT_EQ(error, "all_gather: the send buffer (8 bytes) and the receive "
+                   "buffer (8 bytes) overlap");
+  EXPECT_TRUE(c.allGather(x, x + 2, 2, DType::F32, {2}, error)) << error;
+  EXPECT_EQ(x[2], 1.0f);
+  EXPECT_EQ(x[3], 2.0f);
+}
+
 TEST(LocalComm, AgreementReportsOwnFailureUnchanged) {
   LocalComm c;
   std::string error = "untouched";

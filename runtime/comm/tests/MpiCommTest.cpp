@@ -4,7 +4,9 @@
 // Run by test/e2e/mpi-allreduce.test (and ctest) as
 //   mpirun -np 4 llamac-mpi-comm-tests
 // Every rank runs every test. Rank r contributes values that encode r, and
-// each result is compared with its closed form, written out per group:
+// each result (all_reduce, and the blocks of all_gather and reduce_scatter
+// in group-index order) is compared with its closed form, written out per
+// group:
 // on the [pp, dp, tp] = [1, 2, 2] grid rank r is (d, t) = (r / 2, r % 2), so
 // the dp groups are {0, 2} and {1, 3} and the tp groups {0, 1} and {2, 3}.
 // Without mpirun (one rank) the tests skip.
@@ -163,6 +165,117 @@ TEST(MpiComm, LargeBufferAndRegriddedPipelineAxis) {
   EXPECT_EQ(mismatch(x, [&](int i) { return float(members * (i % 1024)); }),
             "");
   setGrid(Grid{1, 2, 2});
+}
+
+TEST(MpiComm, AllGatherPutsBlocksInGroupIndexOrder) {
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  setGrid(Grid{1, 2, 2});
+  const int r = c.rank(), t = r % 2, d = r / 2, n = 300;
+  std::string error;
+  const std::vector<float> x = contribution<float>(r, n);
+  // Block b, element i of the result: the contribution of the group member
+  // with group index b, (member + 1) * 1000 + i.
+  auto gathered = [&](const std::vector<int> &axes, int members, auto member) {
+    std::vector<float> y(members * n, -1.0f);
+    EXPECT_TRUE(c.allGather(x.data(), y.data(), n, DType::F32, axes, error))
+        << error;
+    return mismatch(
+        y, [&](int e) { return float((member(e / n) + 1) * 1000 + e % n); });
+  };
+  // tp groups {2d, 2d + 1}: member b is rank 2d + b.
+  EXPECT_EQ(gathered({2}, 2, [&](int b) { return 2 * d + b; }), "");
+  // dp groups {t, t + 2}: member b is rank t + 2b.
+  EXPECT_EQ(gathered({1}, 2, [&](int b) { return t + 2 * b; }), "");
+  // dp and tp: the whole world, member b is rank b.
+  EXPECT_EQ(gathered({1, 2}, 4, [&](int b) { return b; }), "");
+  // pp has extent 1: each rank alone.
+  EXPECT_EQ(gathered({0}, 1, [&](int) { return r; }), "");
+
+  // Another dtype, and a [2, 2, 1] grid: rank r = (p, d) = (r / 2, r % 2).
+  setGrid(Grid{2, 2, 1});
+  std::vector<int64_t> big(2, (int64_t(1) << 40) + r), all(8, -1);
+  EXPECT_TRUE(c.allGather(big.data(), all.data(), 2, DType::I64, {0, 1}, error))
+      << error;
+  EXPECT_EQ(mismatch(all, [](int e) { return (int64_t(1) << 40) + e / 2; }),
+            "");
+  std::vector<double> f64 = {double(r)}, pair(2, -1.0);
+  // pp groups {d, d + 2}: member b is rank d + 2b, with d = r % 2 here.
+  EXPECT_TRUE(c.allGather(f64.data(), pair.data(), 1, DType::F64, {0}, error))
+      << error;
+  EXPECT_EQ(mismatch(pair, [&](int b) { return double(r % 2 + 2 * b); }), "");
+  setGrid(Grid{1, 2, 2});
+}
+
+TEST(MpiComm, ReduceScatterGivesEachRankItsBlockOfTheReduction) {
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  setGrid(Grid{1, 2, 2});
+  const int r = c.rank(), t = r % 2, d = r / 2, n = 250;
+  std::string error;
+  // Rank r sends G blocks; element i of block b is (r + 1) * 1000 +
+  // b * 100 + i. Rank r receives block (its group index).
+  auto send = [&](int members) {
+    std::vector<float> x(members * n);
+    for (int e = 0; e < members * n; ++e)
+      x[e] = float((r + 1) * 1000 + (e / n) * 100 + e % n);
+    return x;
+  };
+  std::vector<float> y(n, -1.0f);
+  // tp {2d, 2d + 1}, index t: sum of ranks 2d, 2d + 1.
+  EXPECT_TRUE(c.reduceScatter(send(2).data(), y.data(), n, DType::F32,
+                              Reduction::Sum, {2}, error))
+      << error;
+  EXPECT_EQ(mismatch(y,
+                     [&](int i) {
+                       return float((4 * d + 3) * 1000 + 2 * (t * 100 + i));
+                     }),
+            "");
+  // dp {t, t + 2}, index d: the larger is rank t + 2.
+  EXPECT_TRUE(c.reduceScatter(send(2).data(), y.data(), n, DType::F32,
+                              Reduction::Max, {1}, error))
+      << error;
+  EXPECT_EQ(
+      mismatch(y, [&](int i) { return float((t + 3) * 1000 + d * 100 + i); }),
+      "");
+  // tp, min: rank 2d.
+  EXPECT_TRUE(c.reduceScatter(send(2).data(), y.data(), n, DType::F32,
+                              Reduction::Min, {2}, error))
+      << error;
+  EXPECT_EQ(
+      mismatch(y,
+               [&](int i) { return float((2 * d + 1) * 1000 + t * 100 + i); }),
+      "");
+  // The whole world, index r: (1 + 2 + 3 + 4) * 1000 + 4 * (r * 100 + i).
+  EXPECT_TRUE(c.reduceScatter(send(4).data(), y.data(), n, DType::F32,
+                              Reduction::Sum, {1, 2}, error))
+      << error;
+  EXPECT_EQ(
+      mismatch(y, [&](int i) { return float(10000 + 4 * (r * 100 + i)); }), "");
+  // Alone over pp: a copy of block 0.
+  EXPECT_TRUE(c.reduceScatter(send(1).data(), y.data(), n, DType::F32,
+                              Reduction::Sum, {0}, error))
+      << error;
+  EXPECT_EQ(mismatch(y, [&](int i) { return float((r + 1) * 1000 + i); }), "");
+}
+
+TEST(MpiComm, GatherAndScatterArgumentErrorsComeBeforeAnyTraffic) {
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  setGrid(Grid{1, 2, 2});
+  std::string error;
+  float x[8] = {}, y[8] = {};
+  // Every rank fails alike, and no rank waits in a collective.
+  EXPECT_FALSE(c.allGather(x, y, 2, DType::F32, {2, 1}, error));
+  EXPECT_NE(error.find("all_gather over grid axes [2, 1]: axes must be "
+                       "ascending"),
+            std::string::npos)
+      << error;
+  EXPECT_FALSE(
+      c.reduceScatter(x, x + 1, 2, DType::F32, Reduction::Sum, {2}, error));
+  EXPECT_EQ(error, "reduce_scatter: the send buffer (16 bytes) and the "
+                   "receive buffer (8 bytes) overlap");
+  EXPECT_TRUE(c.barrier(error)) << error;
 }
 
 TEST(MpiComm, BroadcastAndBarrier) {

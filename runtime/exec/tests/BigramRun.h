@@ -135,6 +135,136 @@ inline PlanDef bigramPlan(int dp, int64_t micro) {
   return def;
 }
 
+/// The bigram step of bigramProgram for rank (d, t) of a [1, dp, tp] grid,
+/// in the form the compiler's tensor and sequence parallelism gives it
+/// (Megatron): the embedding and lm_head split over the vocabulary (their
+/// moments too, and the unused decoder matrices as in
+/// addAllParamsSharded), the final norm on a 1/tp slice of the sequence
+/// (reduce_scatter / all_gather along dim 1), the loss from vocabulary
+/// statistics, the gradient norm from the shards' sums of squares. The
+/// program is the same on every rank. With tp = 1 every tp collective is
+/// over a group of one.
+inline ProgramDef tensorParallelBigramProgram(int64_t micro, int64_t global,
+                                              int dp, int tp) {
+  ProgramDef p;
+  addAllParamsSharded(p, tinyConfig(), tp, /*withMoments=*/true);
+  int tokens = p.arg("tokens", "", {micro, kT}, DType::I32);
+  int targets = p.arg("targets", "", {micro, kT}, DType::I32);
+  int step = p.arg("step", "", {}, DType::I64);
+  const std::string names[3] = {"model.embed_tokens.weight",
+                                "model.norm.weight", "lm_head.weight"};
+  int emb = argTensor(p, "param", names[0]);
+  int normW = argTensor(p, "param", names[1]);
+  int head = argTensor(p, "param", names[2]);
+  const int64_t vl = kV / tp, tl = kT / tp;
+  const std::vector<AttrDef> sumOverTp = {L("grid_axes", {2}),
+                                          S("reduction", "sum")};
+  const std::vector<AttrDef> sumOverDp = {L("grid_axes", {1}),
+                                          S("reduction", "sum")};
+  const std::vector<AttrDef> seqOverTp = {L("grid_axes", {2}), I("dim", 1)};
+  const std::vector<AttrDef> vocab = {L("shard_axes", {2})};
+  const int64_t normalizer = global * kT;
+  // Forward: partial embeddings summed and split along the sequence at once.
+  int hPart = p.arena("h_partial", {micro, kT, kD});
+  int hs = p.arena("h_seq", {micro, tl, kD});
+  int ys = p.arena("y_seq", {micro, tl, kD});
+  int y = p.arena("y", {micro, kT, kD});
+  int logits = p.arena("logits", {micro, kT, vl});
+  int mx = p.arena("max", {micro, kT});
+  int se = p.arena("sumexp", {micro, kT});
+  int tgt = p.arena("target_logit", {micro, kT});
+  int loss = p.arena("loss", {});
+  p.instr("embedding", {emb, tokens}, {hPart}, vocab);
+  p.instr("reduce_scatter", {hPart}, {hs},
+          {L("grid_axes", {2}), I("dim", 1), S("reduction", "sum")});
+  p.instr("rms_norm", {hs, normW}, {ys}, {R("eps", 1e-5)});
+  p.instr("all_gather", {ys}, {y}, seqOverTp);
+  p.instr("linear", {y, head}, {logits});
+  p.instr("row_max", {logits}, {mx});
+  p.instr("all_reduce", {mx}, {mx},
+          {L("grid_axes", {2}), S("reduction", "max")});
+  p.instr("row_sum_exp", {logits, mx}, {se});
+  p.instr("all_reduce", {se}, {se}, sumOverTp);
+  p.instr("target_logit", {logits, targets}, {tgt}, vocab);
+  p.instr("all_reduce", {tgt}, {tgt}, sumOverTp);
+  p.instr("cross_entropy_from_stats", {mx, se, tgt}, {loss},
+          {I("normalizer", normalizer)});
+  if (dp > 1) {
+    int partial = loss;
+    loss = p.arena("global_loss", {});
+    p.instr("all_reduce", {partial}, {loss}, sumOverDp);
+  }
+  // Backward.
+  int one = p.arena("one", {});
+  int dlogits = p.arena("dlogits", {micro, kT, vl});
+  int dhead = p.arena("dhead", {vl, kD});
+  int dyPart = p.arena("dy_partial", {micro, kT, kD});
+  int dys = p.arena("dy_seq", {micro, tl, kD});
+  int dhs = p.arena("dh_seq", {micro, tl, kD});
+  int dh = p.arena("dh", {micro, kT, kD});
+  int dnorm = p.arena("dnorm", {kD});
+  int demb = p.arena("demb", {vl, kD});
+  p.instr("constant", {}, {one}, {R("value", 1.0)});
+  p.instr("cross_entropy_grad_from_stats", {one, logits, targets, mx, se},
+          {dlogits}, {I("normalizer", normalizer), L("shard_axes", {2})});
+  p.instr("linear_grad_weight", {dlogits, y}, {dhead});
+  p.instr("linear_grad_input", {dlogits, head}, {dyPart});
+  p.instr("reduce_scatter", {dyPart}, {dys},
+          {L("grid_axes", {2}), I("dim", 1), S("reduction", "sum")});
+  p.instr("rms_norm_grad", {dys, hs, normW}, {dhs, dnorm}, {R("eps", 1e-5)});
+  p.instr("all_reduce", {dnorm}, {dnorm}, sumOverTp); // sequence slices
+  p.instr("all_gather", {dhs}, {dh}, seqOverTp);
+  p.instr("embedding_grad", {dh, tokens}, {demb}, vocab);
+  if (dp > 1)
+    for (int g : {demb, dnorm, dhead})
+      p.instr("all_reduce", {g}, {g}, sumOverDp);
+  // Optimizer: the norm over the shards and the replicated norm weight.
+  int sharded = p.arena("sumsq_sharded", {});
+  int replicated = p.arena("sumsq_replicated", {});
+  int total = p.arena("sumsq", {});
+  int norm = p.arena("grad_norm", {});
+  int coef = p.arena("coef", {});
+  int lr = p.arena("lr", {});
+  p.instr("sum_squares", {demb, dhead}, {sharded});
+  p.instr("all_reduce", {sharded}, {sharded}, sumOverTp);
+  p.instr("sum_squares", {dnorm}, {replicated});
+  p.instr("add", {sharded, replicated}, {total});
+  p.instr("sqrt", {total}, {norm});
+  p.instr("clip_coef", {norm}, {coef}, {R("max_norm", 1.0)});
+  p.instr("lr_schedule", {step}, {lr},
+          {R("lr", kLr), R("min_lr", kMinLr), I("warmup_steps", kWarmup),
+           I("decay_steps", kDecay)});
+  const int params[3] = {emb, normW, head}, grads[3] = {demb, dnorm, dhead};
+  for (int i = 0; i < 3; ++i) {
+    int m = argTensor(p, "adam_m", names[i]);
+    int v = argTensor(p, "adam_v", names[i]);
+    p.instr("scale", {grads[i], coef}, {grads[i]});
+    p.instr("adamw", {params[i], grads[i], m, v, lr, step}, {params[i], m, v},
+            {R("beta1", 0.9), R("beta2", 0.95), R("eps", 1e-8),
+             R("weight_decay", i == 1 ? 0.0 : 0.1)});
+    p.result("new_param", params[i], names[i]);
+  }
+  p.result("loss", loss);
+  p.result("grad_norm", norm);
+  p.result("lr", lr);
+  return p;
+}
+
+/// The tensor-parallel bigram plan for a [1, dp, tp] grid, `micro`
+/// sequences per dp rank.
+inline PlanDef tensorParallelBigramPlan(int dp, int tp, int64_t micro) {
+  PlanDef def;
+  def.dp = dp;
+  def.tp = tp;
+  def.trainJson = tinyTrainJson(kT, micro, micro * dp);
+  for (int r = 0; r < dp * tp; ++r) {
+    def.programs.push_back(
+        tensorParallelBigramProgram(micro, micro * dp, dp, tp));
+    def.programs.back().rank = r;
+  }
+  return def;
+}
+
 /// The tokens follow a fixed cycle t -> (5t + 3) mod 16: a bigram model
 /// learns it.
 inline std::vector<uint32_t> cycleTokens(size_t n) {

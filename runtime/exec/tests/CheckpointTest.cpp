@@ -11,6 +11,7 @@
 #include "exec/Init.h"
 #include "exec/Trainer.h"
 #include "exec/tests/BigramRun.h"
+#include "exec/tests/SimulatedComm.h"
 #include "io/Safetensors.h"
 
 #include <gtest/gtest.h>
@@ -625,4 +626,137 @@ TEST(Checkpoint, ResumeErrors) {
                   "--resume continues a run that saved checkpoints to this "
                   "--save-dir)");
   EXPECT_FALSE(fs::exists(f.ckpt));
+}
+
+//===----------------------------------------------------------------------===//
+// Sharded state (tensor parallelism)
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Rank `rank` of a tp = `tp` plan that only holds the tiny model's
+/// training state, split as addAllParamsSharded does, on a communicator
+/// that stands for that rank.
+struct ShardedState {
+  LoadedPlan plan;
+  SimulatedComm comm;
+  Executor exec;
+  ShardedState(int tp, int rank) : comm(comm::Grid{1, 1, tp}, rank) {}
+};
+
+std::unique_ptr<ShardedState> shardedState(int tp, int rank) {
+  PlanDef def;
+  def.tp = tp;
+  for (int r = 0; r < tp; ++r) {
+    ProgramDef p;
+    p.rank = r;
+    addAllParamsSharded(p, tinyConfig(), tp, /*withMoments=*/true);
+    p.arg("step", "", {}, DType::I64);
+    def.programs.push_back(p);
+  }
+  auto s = std::make_unique<ShardedState>(tp, rank);
+  std::string error;
+  if (!loadDef(def, s->plan, error) ||
+      !s->exec.init(s->plan.program(rank), &s->comm, error) ||
+      !checkPlanParameters(s->exec, s->plan.model, error)) {
+    ADD_FAILURE() << error;
+    return nullptr;
+  }
+  return s;
+}
+
+/// The values of argument `a` of `exec`.
+std::vector<float> values(const Executor &exec, int a) {
+  const float *p = static_cast<const float *>(exec.argument(a));
+  return std::vector<float>(p, p + exec.argumentBytes(a) / 4);
+}
+
+} // namespace
+
+TEST(Checkpoint, ResumeIntoShardsTakesTheirBlocks) {
+  // A checkpoint of full tensors (a single-rank save) resumes on every
+  // rank of tp = 2 and tp = 4: each argument gets its block.
+  TempDir dir;
+  Loaded whole;
+  ASSERT_NO_FATAL_FAILURE(load(stateOnlyPlan(tinyModelJson()), whole));
+  fillState(whole.exec, whole.plan.model, 4);
+  std::string saved, error;
+  ASSERT_TRUE(saveCheckpoint(dir.path, whole.exec, whole.plan.model,
+                             stateAt(4, whole.plan), SaveOptions(), saved,
+                             error))
+      << error;
+  for (int tp : {2, 4}) {
+    for (int rank = 0; rank < tp; ++rank) {
+      auto s = shardedState(tp, rank);
+      ASSERT_TRUE(s);
+      TrainerState loaded;
+      ASSERT_TRUE(loadCheckpoint(saved, s->exec, s->plan.model, s->plan.train,
+                                 loaded, error))
+          << error;
+      EXPECT_EQ(*static_cast<int64_t *>(s->exec.argument("step")), 4);
+      for (const ParamSpec &spec : parameterSpecs(tinyConfig())) {
+        const int dim = tensorParallelDim(spec);
+        for (const char *role : {"param", "adam_m", "adam_v"}) {
+          std::vector<float> full =
+              values(whole.exec, whole.exec.findArgument(role, spec.name));
+          EXPECT_EQ(values(s->exec, s->exec.findArgument(role, spec.name)),
+                    dim < 0 ? full : blockOf(full, spec.shape, dim, tp, rank))
+              << role << " " << spec.name << " on rank " << rank << " of "
+              << tp;
+        }
+      }
+    }
+  }
+}
+
+TEST(Checkpoint, GatherPutsTheBlocksTogether) {
+  // Rank 1 of tp = 2 on a SimulatedComm: member m's block of every sharded
+  // tensor is rank 1's plus 1000 (m - 1). The full tensor is those blocks
+  // concatenated along the shard dimension (reordered for dim 1).
+  auto s = shardedState(2, 1);
+  ASSERT_TRUE(s);
+  fillState(s->exec, s->plan.model, 2);
+  CheckpointTensors tensors;
+  std::string error;
+  ASSERT_TRUE(tensors.gather(s->exec, error)) << error;
+  int gathered = 0;
+  for (const ParamSpec &spec : parameterSpecs(tinyConfig())) {
+    const int dim = tensorParallelDim(spec);
+    for (const char *role : {"param", "adam_m", "adam_v"}) {
+      const int a = s->exec.findArgument(role, spec.name);
+      std::vector<float> mine = values(s->exec, a);
+      std::vector<float> full(tensors.full(a), tensors.full(a) + spec.numel());
+      if (dim < 0) {
+        EXPECT_EQ(tensors.full(a), s->exec.argument(a)) << "whole: no copy";
+        continue;
+      }
+      ++gathered;
+      for (int m = 0; m < 2; ++m) {
+        std::vector<float> expected = mine;
+        for (float &x : expected)
+          x += SimulatedComm::kPeerOffset * float(m - 1);
+        EXPECT_EQ(blockOf(full, spec.shape, dim, 2, m), expected)
+            << role << " " << spec.name << " block " << m;
+      }
+    }
+  }
+  // Every sharded tensor once, in the order of (name, role): the same on
+  // every rank.
+  EXPECT_EQ(static_cast<int>(s->comm.calls.size()), gathered);
+  EXPECT_EQ(s->comm.calls.front(), "all_gather 64 [2]"); // lm_head [8, 8]
+}
+
+TEST(Checkpoint, SavingShardsNeedsTheWholeGroup) {
+  TempDir dir;
+  auto s = shardedState(2, 0);
+  ASSERT_TRUE(s);
+  std::string saved, error;
+  EXPECT_FALSE(saveCheckpoint(dir.path, s->exec, s->plan.model,
+                              stateAt(1, s->plan), SaveOptions(), saved,
+                              error));
+  EXPECT_EQ(error, "param 'model.embed_tokens.weight' is split over 2 ranks: "
+                   "its full "
+                   "tensor must be gathered on every rank first "
+                   "(CheckpointTensors::gather)");
+  EXPECT_TRUE(fs::is_empty(dir.path));
 }

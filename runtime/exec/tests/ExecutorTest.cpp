@@ -10,12 +10,14 @@
 #include "exec/Executor.h"
 #include "comm/Comm.h"
 #include "exec/tests/PlanTestUtil.h"
+#include "exec/tests/SimulatedComm.h"
 #include "llamac/runtime/Kernels.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -461,7 +463,7 @@ namespace {
 
 /// A communicator of `size` ranks that records each all_reduce and acts as
 /// if every rank held the same values: sum multiplies by `size`, max and
-/// min keep them. failWith != "" makes the call fail.
+/// min keep them (gathers repeat them). failWith != "" makes the call fail.
 class RecordingComm final : public comm::Comm {
 public:
   explicit RecordingComm(int size, bool withGrid = true) : size_(size) {
@@ -496,6 +498,21 @@ public:
     if (reduction == comm::Reduction::Sum)
       for (int64_t i = 0; i < count; ++i)
         static_cast<float *>(data)[i] *= static_cast<float>(size_);
+    return true;
+  }
+  bool allGather(const void *send, void *recv, int64_t count, comm::DType,
+                 const std::vector<int> &axes, std::string &error) override {
+    comm::AxisMask mask;
+    if (!comm::ascendingGridAxesMask(axes, mask, error))
+      return false;
+    for (int m = 0; m < grid_.groupSize(mask); ++m)
+      std::memcpy(static_cast<float *>(recv) + m * count, send, count * 4);
+    return true;
+  }
+  bool reduceScatter(const void *send, void *recv, int64_t count, comm::DType,
+                     comm::Reduction, const std::vector<int> &,
+                     std::string &) override {
+    std::memcpy(recv, send, count * 4);
     return true;
   }
   bool barrier(std::string &) override { return true; }
@@ -580,4 +597,242 @@ TEST(Executor, AllReduceNeedsACommunicatorWithAGrid) {
   EXPECT_FALSE(e.init(plan.program(0), &noGrid, error));
   EXPECT_EQ(error, "instr 0 'all_reduce' (test): the communicator (recording, "
                    "2 ranks) has no device grid");
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor parallelism
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// The same program for each of `tp` tensor-parallel ranks (grid
+/// [1, 1, tp]), loaded; rank `rank`'s executor on a SimulatedComm.
+struct TensorParallel {
+  LoadedPlan plan;
+  SimulatedComm comm;
+  Executor exec;
+  TensorParallel(int tp, int rank) : comm(comm::Grid{1, 1, tp}, rank) {}
+};
+
+std::unique_ptr<TensorParallel> tensorParallel(const ProgramDef &program,
+                                               int tp, int rank) {
+  PlanDef def;
+  def.tp = tp;
+  for (int r = 0; r < tp; ++r) {
+    def.programs.push_back(program);
+    def.programs.back().rank = r;
+  }
+  auto t = std::make_unique<TensorParallel>(tp, rank);
+  std::string error;
+  if (!loadDef(def, t->plan, error) ||
+      !t->exec.init(t->plan.program(rank), &t->comm, error)) {
+    ADD_FAILURE() << error;
+    return nullptr;
+  }
+  return t;
+}
+
+/// Small integers, exact in float through the simulated collectives.
+void fillIndex(float *x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    x[i] = float(i);
+}
+
+} // namespace
+
+TEST(Executor, GatherScatterAndSliceOnOneRankAreCopies) {
+  // With one rank in every group the blocks are the whole tensor.
+  ProgramDef p;
+  int x = p.arena("x", {2, 4, 3});
+  int y = p.arena("y", {2, 4, 3});
+  int z = p.arena("z", {2, 4, 3});
+  int w = p.arena("w", {2, 4, 3});
+  p.instr("all_gather", {x}, {y}, {L("grid_axes", {2}), I("dim", 1)});
+  p.instr("reduce_scatter", {x}, {z},
+          {L("grid_axes", {2}), I("dim", 1), S("reduction", "sum")});
+  p.instr("all_slice", {x}, {w}, {L("grid_axes", {1, 2}), I("dim", 1)});
+  auto r = prepare(p);
+  ASSERT_TRUE(r);
+  fillWave(f32(r->exec, x), 24, 0.2);
+  ASSERT_TRUE(runOk(r->exec));
+  std::vector<float> expected = copyOf(f32(r->exec, x), 24);
+  EXPECT_EQ(copyOf(f32(r->exec, y), 24), expected);
+  EXPECT_EQ(copyOf(f32(r->exec, z), 24), expected);
+  EXPECT_EQ(copyOf(f32(r->exec, w), 24), expected);
+}
+
+TEST(Executor, GatherScatterAndSliceAlongAnInnerDimension) {
+  // [2, 4, 3] blocks along dim 1 (strided: packed through the scratch
+  // buffer) and dim 0 (contiguous: straight into the output), on each rank
+  // of tp = 2. Member m of a group holds x + 1000 (m - me) (SimulatedComm).
+  ProgramDef p;
+  int x = p.arena("x", {2, 4, 3});
+  int gathered = p.arena("gathered", {2, 8, 3});
+  int gathered0 = p.arena("gathered0", {4, 4, 3});
+  int x2 = p.arena("x2", {2, 8, 3});
+  int scattered = p.arena("scattered", {2, 4, 3});
+  int scattered0 = p.arena("scattered0", {1, 8, 3});
+  int sliced = p.arena("sliced", {2, 4, 3});
+  const std::vector<AttrDef> tp1 = {L("grid_axes", {2}), I("dim", 1)};
+  p.instr("all_gather", {x}, {gathered}, tp1);
+  p.instr("all_gather", {x}, {gathered0}, {L("grid_axes", {2}), I("dim", 0)});
+  p.instr("reduce_scatter", {x2}, {scattered},
+          {L("grid_axes", {2}), I("dim", 1), S("reduction", "sum")});
+  p.instr("reduce_scatter", {x2}, {scattered0},
+          {L("grid_axes", {2}), I("dim", 0), S("reduction", "sum")});
+  p.instr("all_slice", {x2}, {sliced}, tp1);
+  for (int me = 0; me < 2; ++me) {
+    auto t = tensorParallel(p, 2, me);
+    ASSERT_TRUE(t);
+    Executor &e = t->exec;
+    fillIndex(f32(e, x), 24);
+    fillIndex(f32(e, x2), 48);
+    ASSERT_TRUE(runOk(e));
+    const float *X = f32(e, x), *X2 = f32(e, x2);
+    auto xAt = [&](int o, int i, int k) { return X[(o * 4 + i) * 3 + k]; };
+    auto x2At = [&](int o, int j, int k) { return X2[(o * 8 + j) * 3 + k]; };
+    const float peer = SimulatedComm::kPeerOffset;
+    for (int o = 0; o < 2; ++o)
+      for (int k = 0; k < 3; ++k) {
+        for (int b = 0; b < 2; ++b)
+          for (int i = 0; i < 4; ++i) {
+            // Member b's block at [:, 4b : 4b + 4, :] and [2b : 2b + 2].
+            const float from_b = xAt(o, i, k) + peer * float(b - me);
+            EXPECT_EQ(f32(e, gathered)[(o * 8 + b * 4 + i) * 3 + k], from_b);
+            EXPECT_EQ(f32(e, gathered0)[((b * 2 + o) * 4 + i) * 3 + k], from_b);
+          }
+        for (int i = 0; i < 4; ++i) {
+          // This rank's block of the sum of both members' x2.
+          const float mine = x2At(o, me * 4 + i, k);
+          EXPECT_EQ(f32(e, scattered)[(o * 4 + i) * 3 + k],
+                    2.0f * mine + peer * float(1 - 2 * me));
+          EXPECT_EQ(f32(e, sliced)[(o * 4 + i) * 3 + k], mine);
+        }
+      }
+    for (int j = 0; j < 8; ++j)
+      for (int k = 0; k < 3; ++k)
+        EXPECT_EQ(f32(e, scattered0)[j * 3 + k],
+                  2.0f * x2At(me, j, k) + peer * float(1 - 2 * me));
+    // The blocks travel as contiguous buffers of one block each.
+    EXPECT_EQ(t->comm.calls,
+              (std::vector<std::string>{
+                  "all_gather 24 [2]", "all_gather 24 [2]",
+                  "reduce_scatter 24 [2]", "reduce_scatter 24 [2]"}));
+  }
+}
+
+TEST(Executor, BlockShapesMustFitTheCommunicatorsGroups) {
+  ProgramDef p;
+  int x = p.arena("x", {2, 4, 3});
+  int y = p.arena("y", {2, 8, 3});
+  p.instr("all_gather", {x}, {y}, {L("grid_axes", {2}), I("dim", 1)});
+  PlanDef def;
+  def.tp = 2;
+  for (int r = 0; r < 2; ++r) {
+    def.programs.push_back(p);
+    def.programs.back().rank = r;
+  }
+  LoadedPlan plan;
+  std::string error;
+  ASSERT_TRUE(loadDef(def, plan, error)) << error;
+  // A plan for tp = 2 on a communicator whose tp groups have 4 ranks.
+  SimulatedComm four(comm::Grid{1, 1, 4}, 1);
+  Executor e;
+  EXPECT_FALSE(e.init(plan.program(1), &four, error));
+  EXPECT_EQ(error, "instr 0 'all_gather' (test): dim 1 is 8 for 4 per rank, "
+                   "but the group over these grid axes has 4 ranks on the "
+                   "communicator's grid dp=1 tp=4 pp=1");
+  RecordingComm noGrid(2, /*withGrid=*/false);
+  EXPECT_FALSE(e.init(plan.program(1), &noGrid, error));
+  EXPECT_EQ(error, "instr 0 'all_gather' (test): the communicator (recording, "
+                   "2 ranks) has no device grid");
+}
+
+TEST(Executor, VocabShardKernelsMatchDirectKernelCalls) {
+  // Rank `me` of tp = 2 holds vocabulary rows / columns [5 me, 5 me + 5) of
+  // a vocabulary of 10: the executor passes that offset, the shapes and
+  // the normalizer to the kernels.
+  const int64_t rows = 6, vl = 5, d = 3;
+  ProgramDef p;
+  int logits = p.arena("logits", {2, 3, vl});
+  int targets = p.arg("targets", "", {2, 3}, DType::I32);
+  int table = p.arena("table", {vl, d});
+  int dy = p.arena("dy", {2, 3, d});
+  int mx = p.arena("mx", {2, 3});
+  int se = p.arena("se", {6});
+  int tl = p.arena("tl", {2, 3});
+  int tlWhole = p.arena("tl_whole", {2, 3});
+  int loss = p.arena("loss", {});
+  int dloss = p.arena("dloss", {});
+  int dlogits = p.arena("dlogits", {2, 3, vl});
+  int emb = p.arena("emb", {2, 3, d});
+  int dtable = p.arena("dtable", {vl, d});
+  int ss = p.arena("ss", {});
+  int norm = p.arena("norm", {});
+  int gnorm = p.arena("gnorm", {});
+  const std::vector<AttrDef> shard = {L("shard_axes", {2})};
+  p.instr("row_max", {logits}, {mx});
+  p.instr("row_sum_exp", {logits, mx}, {se});
+  p.instr("target_logit", {logits, targets}, {tl}, shard);
+  p.instr("target_logit", {logits, targets}, {tlWhole});
+  p.instr("cross_entropy_from_stats", {mx, se, tl}, {loss},
+          {I("normalizer", 12)});
+  p.instr("constant", {}, {dloss}, {R("value", 0.5)});
+  p.instr("cross_entropy_grad_from_stats", {dloss, logits, targets, mx, se},
+          {dlogits}, {I("normalizer", 12), L("shard_axes", {2})});
+  p.instr("embedding", {table, targets}, {emb}, shard);
+  p.instr("embedding_grad", {dy, targets}, {dtable}, shard);
+  p.instr("sum_squares", {logits, dy}, {ss});
+  p.instr("sqrt", {ss}, {norm});
+  p.instr("sqrt", {norm}, {norm}); // in place
+  p.instr("global_norm", {logits, dy}, {gnorm});
+  for (int me = 0; me < 2; ++me) {
+    auto t = tensorParallel(p, 2, me);
+    ASSERT_TRUE(t);
+    Executor &e = t->exec;
+    fillWave(f32(e, logits), rows * vl, 0.3 + me, 4.0);
+    fillWave(f32(e, table), vl * d, 1.1);
+    fillWave(f32(e, dy), rows * d, 2.3);
+    auto *ids = static_cast<int32_t *>(e.argument("targets"));
+    const std::vector<int32_t> t0 = {0, 9, 4, 5, 7, 2};
+    std::copy(t0.begin(), t0.end(), ids);
+    ASSERT_TRUE(runOk(e));
+
+    const int64_t begin = me * vl;
+    const float *L = f32(e, logits);
+    std::vector<float> m(rows), s(rows), tv(rows), tw(rows), dl(rows * vl),
+        em(rows * d), dt(vl * d);
+    kernels::rowMaxes(L, m.data(), rows, vl);
+    kernels::rowSumExp(L, m.data(), s.data(), rows, vl);
+    kernels::targetLogits(L, ids, tv.data(), rows, vl, begin);
+    kernels::targetLogits(L, ids, tw.data(), rows, vl, 0);
+    kernels::crossEntropyBwdFromStats(L, ids, m.data(), s.data(), dl.data(),
+                                      rows, vl, begin, 1.0 / 12.0, 0.5);
+    kernels::embeddingShardFwd(f32(e, table), ids, em.data(), rows, d, vl,
+                               begin);
+    kernels::embeddingShardBwd(f32(e, dy), ids, dt.data(), rows, d, vl, begin);
+    EXPECT_EQ(copyOf(f32(e, mx), rows), m);
+    EXPECT_EQ(copyOf(f32(e, se), rows), s);
+    EXPECT_EQ(copyOf(f32(e, tl), rows), tv);
+    EXPECT_EQ(copyOf(f32(e, tlWhole), rows), tw);
+    EXPECT_EQ(*f32(e, loss),
+              float(kernels::crossEntropyFromStats(
+                  m.data(), s.data(), tv.data(), rows, 1.0 / 12.0)));
+    EXPECT_EQ(copyOf(f32(e, dlogits), rows * vl), dl);
+    EXPECT_EQ(copyOf(f32(e, emb), rows * d), em);
+    EXPECT_EQ(copyOf(f32(e, dtable), vl * d), dt);
+    // Rank 1's targets select its own columns, not those of offset 0.
+    if (me == 1)
+      EXPECT_NE(tv, tw);
+    // sum_squares in double over both operands; sqrt of it; global_norm.
+    double ref = 0.0;
+    for (int64_t i = 0; i < rows * vl; ++i)
+      ref += double(L[i]) * L[i];
+    for (int64_t i = 0; i < rows * d; ++i)
+      ref += double(f32(e, dy)[i]) * f32(e, dy)[i];
+    EXPECT_NEAR(*f32(e, ss), ref, 1e-6 * ref);
+    EXPECT_NEAR(*f32(e, gnorm), std::sqrt(ref), 1e-6 * std::sqrt(ref));
+    EXPECT_NEAR(*f32(e, norm), std::sqrt(std::sqrt(ref)),
+                1e-6 * std::sqrt(std::sqrt(ref)));
+  }
 }

@@ -1,7 +1,8 @@
 //===- InitTest.cpp - Default init and --init weights ----------------------===//
 #include "exec/Init.h"
-#include "io/Safetensors.h"
 #include "exec/tests/PlanTestUtil.h"
+#include "exec/tests/SimulatedComm.h"
+#include "io/Safetensors.h"
 
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -248,4 +249,140 @@ TEST(Init, TiedEmbeddingsIgnoreLmHead) {
   EXPECT_TRUE(loadInitWeights(r->exec, tied, path, error)) << error;
   path = writeWeights(dir, tinyConfig(false)); // includes lm_head.weight
   EXPECT_TRUE(loadInitWeights(r->exec, tied, path, error)) << error;
+}
+
+namespace {
+
+/// The tiny model split over `tp` tensor-parallel ranks
+/// (addAllParamsSharded): rank r's executor, on a communicator that stands
+/// for rank r of the grid [1, 1, tp].
+struct ShardedRank {
+  LoadedPlan plan;
+  SimulatedComm comm;
+  Executor exec;
+  ShardedRank(int tp, int rank) : comm(comm::Grid{1, 1, tp}, rank) {}
+};
+
+std::unique_ptr<ShardedRank> shardedRank(int tp, int rank) {
+  PlanDef def;
+  def.tp = tp;
+  for (int r = 0; r < tp; ++r) {
+    ProgramDef p;
+    p.rank = r;
+    addAllParamsSharded(p, tinyConfig(), tp, /*withMoments=*/true);
+    p.arg("step", "", {}, DType::I64);
+    def.programs.push_back(p);
+  }
+  auto s = std::make_unique<ShardedRank>(tp, rank);
+  std::string error;
+  if (!loadDef(def, s->plan, error) ||
+      !s->exec.init(s->plan.program(rank), &s->comm, error) ||
+      !checkPlanParameters(s->exec, tinyConfig(), error)) {
+    ADD_FAILURE() << error;
+    return nullptr;
+  }
+  return s;
+}
+
+/// Every parameter of `sharded` is its block of the same parameter of
+/// `whole`, the unsharded executor.
+void expectBlocksOfWhole(const Executor &whole, const Executor &sharded, int tp,
+                         int rank) {
+  for (const ParamSpec &spec : parameterSpecs(tinyConfig())) {
+    const float *full = static_cast<const float *>(
+        whole.argument(whole.findArgument("param", spec.name)));
+    const int a = sharded.findArgument("param", spec.name);
+    const float *mine = static_cast<const float *>(sharded.argument(a));
+    std::vector<float> fullValues(full, full + spec.numel());
+    const int dim = tensorParallelDim(spec);
+    std::vector<float> expected =
+        dim < 0 ? fullValues : blockOf(fullValues, spec.shape, dim, tp, rank);
+    EXPECT_EQ(std::vector<float>(mine, mine + expected.size()), expected)
+        << spec.name << " on rank " << rank << " of " << tp;
+    EXPECT_EQ(sharded.argumentShard(a).fullShape, spec.shape) << spec.name;
+  }
+}
+
+} // namespace
+
+TEST(Init, ShardsDescribeTheirBlock) {
+  auto r = shardedRank(4, 3);
+  ASSERT_TRUE(r);
+  const Executor &e = r->exec;
+  const Executor::Shard &down = e.argumentShard(
+      e.findArgument("param", "model.layers.0.mlp.down_proj.weight"));
+  // down_proj [8, 16] split along dim 1 into 4: rank 3 holds columns
+  // [12, 16) of every row.
+  EXPECT_EQ(down.dim, 1);
+  EXPECT_EQ(down.axes, (std::vector<int>{2}));
+  EXPECT_EQ(down.index, 3);
+  EXPECT_EQ(down.count, 4);
+  EXPECT_EQ(down.outer, 8);
+  EXPECT_EQ(down.size, 4);
+  EXPECT_EQ(down.inner, 1);
+  EXPECT_EQ(down.fullShape, (std::vector<int64_t>{8, 16}));
+  EXPECT_TRUE(down.split());
+  const Executor::Shard &norm =
+      e.argumentShard(e.findArgument("param", "model.norm.weight"));
+  EXPECT_EQ(norm.dim, -1);
+  EXPECT_FALSE(norm.split());
+  EXPECT_EQ(norm.fullShape, (std::vector<int64_t>{8}));
+}
+
+TEST(Init, ShardedParametersStartFromTheirBlockOfTheUnshardedInit) {
+  auto whole = paramsPlan();
+  ASSERT_TRUE(whole);
+  initializeParameters(whole->exec, tinyConfig(), 99);
+  for (int tp : {2, 4}) {
+    for (int rank = 0; rank < tp; ++rank) {
+      auto r = shardedRank(tp, rank);
+      ASSERT_TRUE(r);
+      *static_cast<int64_t *>(r->exec.argument("step")) = 5;
+      initializeParameters(r->exec, tinyConfig(), 99);
+      expectBlocksOfWhole(whole->exec, r->exec, tp, rank);
+      EXPECT_EQ(*static_cast<int64_t *>(r->exec.argument("step")), 0);
+    }
+  }
+}
+
+TEST(Init, ShardedParametersLoadTheirBlockOfInitWeights) {
+  TempDir dir;
+  std::string path = writeWeights(dir, tinyConfig());
+  auto whole = paramsPlan();
+  ASSERT_TRUE(whole);
+  std::string error;
+  ASSERT_TRUE(loadInitWeights(whole->exec, tinyConfig(), path, error)) << error;
+  for (int rank = 0; rank < 2; ++rank) {
+    auto r = shardedRank(2, rank);
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(loadInitWeights(r->exec, tinyConfig(), path, error)) << error;
+    expectBlocksOfWhole(whole->exec, r->exec, 2, rank);
+  }
+}
+
+TEST(Init, CheckPlanParametersComparesFullShapes) {
+  // gate_proj [16, 8] split in 2 along dim 0 is [8, 8] per rank; a model
+  // with intermediate_size 24 needs [24, 8].
+  auto r = shardedRank(2, 1);
+  ASSERT_TRUE(r);
+  LlamaConfig other = tinyConfig();
+  other.intermediateSize = 24;
+  std::string error;
+  EXPECT_FALSE(checkPlanParameters(r->exec, other, error));
+  EXPECT_NE(error.find("plan parameter 'model.layers.0.mlp.gate_proj.weight' "
+                       "has shape [16, 8] (its 2 shards of [8, 8] put "
+                       "together), model tiny expects [24, 8]"),
+            std::string::npos)
+      << error;
+  // A moment of another shape than its parameter.
+  ProgramDef p;
+  addAllParams(p, tinyConfig(), /*withMoments=*/false);
+  p.arg("adam_m", "model.norm.weight", {4});
+  LoadedPlan plan;
+  Executor e;
+  ASSERT_TRUE(loadDef(singleProgram(p), plan, error)) << error;
+  ASSERT_TRUE(e.init(plan.program(0), error)) << error;
+  EXPECT_FALSE(checkPlanParameters(e, tinyConfig(), error));
+  EXPECT_EQ(error, "plan adam_m argument of 'model.norm.weight' has shape "
+                   "[4], model tiny expects [8]");
 }

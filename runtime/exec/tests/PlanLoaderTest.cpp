@@ -518,3 +518,228 @@ TEST(PlanLoader, TrainConfigDefaultsAndRoundTrip) {
   EXPECT_NE(error.find("warmup_steps and decay_steps must be >= 0"),
             std::string::npos);
 }
+
+//===----------------------------------------------------------------------===//
+// Tensor parallelism: sharded arguments and the kernels over shards
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// One program of `validProgram` per rank of a tp = `tp` plan, with `edit`
+/// applied to each.
+template <typename F> PlanDef tensorParallelPlan(int tp, F edit) {
+  PlanDef def;
+  def.tp = tp;
+  for (int r = 0; r < tp; ++r) {
+    ProgramDef p = validProgram();
+    p.rank = r;
+    edit(p);
+    def.programs.push_back(p);
+  }
+  return def;
+}
+
+} // namespace
+
+TEST(PlanLoader, ShardedArguments) {
+  // A valid shard: w [5, 4] as [5, 2] blocks over tp along dim 1, with its
+  // moments.
+  auto shardW = [](int dim, std::vector<int64_t> axes) {
+    return [=](ProgramDef &p) {
+      for (int a : {1, 2, 3}) {
+        p.args[a].shardDim = dim;
+        p.args[a].shardAxes = axes;
+      }
+    };
+  };
+  EXPECT_EQ(loadError(tensorParallelPlan(1, shardW(1, {2}))), "");
+  EXPECT_EQ(loadError(tensorParallelPlan(1, shardW(0, {1, 2}))), "");
+  EXPECT_ERROR(loadError(tensorParallelPlan(1, shardW(2, {2}))),
+               "program 0: argument 1 (param w): shard_dim 2 is not a "
+               "dimension of its tensor 1 'param w' (f32 [5, 4]) (expected -1 "
+               "or [0, 2))");
+  EXPECT_ERROR(loadError(tensorParallelPlan(1, shardW(-2, {2}))),
+               "argument 1 (param w): shard_dim -2 is not a dimension");
+  EXPECT_ERROR(loadError(tensorParallelPlan(1, shardW(0, {2, 1}))),
+               "argument 1 (param w): shard_axes = [2, 1]: axes must be "
+               "ascending");
+  EXPECT_ERROR(loadError(tensorParallelPlan(1, shardW(0, {}))),
+               "argument 1 (param w): shard_axes = [] is empty");
+  EXPECT_ERROR(loadError(tensorParallelPlan(1, shardW(0, {3}))),
+               "shard_axes = [3]: axis 3 is out of range");
+  EXPECT_ERROR(loadError(tensorParallelPlan(1, shardW(-1, {2}))),
+               "argument 1 (param w): shard_axes without shard_dim (-1: not "
+               "sharded)");
+  EXPECT_ERROR(loadError(tensorParallelPlan(1,
+                                            [](ProgramDef &p) {
+                                              p.args[4].shardDim = 0;
+                                              p.args[4].shardAxes = {2};
+                                            })),
+               "argument 4 (targets): is sharded (shard_dim 0); only param, "
+               "adam_m and adam_v arguments can be");
+}
+
+namespace {
+
+/// x [2, 4, 3] -> y [2, 8, 3] along dim 1 over tp (G = tp = 2), or with
+/// other attributes and shapes.
+PlanDef blocksPlan(const std::string &kernel, std::vector<int64_t> xShape,
+                   std::vector<int64_t> yShape, std::vector<AttrDef> attrs,
+                   int tp = 2) {
+  return tensorParallelPlan(tp, [&](ProgramDef &p) {
+    int x = p.arena("x", xShape);
+    int y = p.arena("y", yShape);
+    p.instr(kernel, {x}, {y}, attrs);
+  });
+}
+
+} // namespace
+
+TEST(PlanLoader, GatherScatterAndSliceShapes) {
+  using Attrs = std::vector<AttrDef>;
+  const Attrs tp1 = {L("grid_axes", {2}), I("dim", 1)};
+  const Attrs sum1 = {L("grid_axes", {2}), I("dim", 1), S("reduction", "sum")};
+  EXPECT_EQ(loadError(blocksPlan("all_gather", {2, 4, 3}, {2, 8, 3}, tp1)), "");
+  EXPECT_EQ(loadError(blocksPlan("reduce_scatter", {2, 8, 3}, {2, 4, 3}, sum1)),
+            "");
+  EXPECT_EQ(loadError(blocksPlan("all_slice", {2, 8, 3}, {2, 4, 3}, tp1)), "");
+  // G is the size of the group on the plan's grid: 1 over dp here.
+  EXPECT_EQ(loadError(blocksPlan("all_gather", {2, 4, 3}, {2, 4, 3},
+                                 {L("grid_axes", {1}), I("dim", 1)})),
+            "");
+  EXPECT_ERROR(
+      loadError(blocksPlan("all_gather", {2, 4, 3}, {2, 4, 3}, tp1)),
+      "instr 4 'all_gather' (test): output 0 tensor 11 'y' (f32 [2, 4, 3]): "
+      "expected shape [2, 8, 3] (dim 1 times 2, the ranks of the group over "
+      "grid axes [2] on the grid dp=1 tp=2 pp=1)");
+  EXPECT_ERROR(loadError(blocksPlan("all_gather", {2, 4, 3}, {4, 4, 3}, tp1)),
+               "expected shape [2, 8, 3]");
+  EXPECT_ERROR(
+      loadError(blocksPlan("reduce_scatter", {2, 8, 3}, {2, 8, 3}, sum1)),
+      "'reduce_scatter' (test): input 0 tensor 10 'x' (f32 [2, 8, 3]): "
+      "expected shape [2, 16, 3]");
+  EXPECT_ERROR(loadError(blocksPlan("all_slice", {2, 8, 3}, {2, 4}, tp1)),
+               "input 0 tensor 10 'x' (f32 [2, 8, 3]): expected shape [2, 8]");
+  EXPECT_ERROR(loadError(blocksPlan("all_gather", {2, 4, 3}, {2, 8, 3},
+                                    {L("grid_axes", {2}), I("dim", 3)})),
+               "'all_gather' (test): attribute 'dim' = 3 is not a dimension "
+               "of input 0 tensor 10 'x' (f32 [2, 4, 3])");
+  EXPECT_ERROR(loadError(blocksPlan("all_gather", {2, 4, 3}, {2, 8, 3},
+                                    {L("grid_axes", {2})})),
+               "missing attribute 'dim'");
+  EXPECT_ERROR(loadError(blocksPlan("all_gather", {2, 4, 3}, {2, 8, 3},
+                                    {L("grid_axes", {2, 1}), I("dim", 1)})),
+               "attribute 'grid_axes' = [2, 1]: axes must be ascending");
+  EXPECT_ERROR(
+      loadError(blocksPlan("reduce_scatter", {2, 8, 3}, {2, 4, 3}, tp1)),
+      "missing attribute 'reduction'");
+  EXPECT_ERROR(loadError(blocksPlan(
+                   "reduce_scatter", {2, 8, 3}, {2, 4, 3},
+                   {L("grid_axes", {2}), I("dim", 1), S("reduction", "prod")})),
+               "attribute 'reduction' = 'prod', expected sum, max or min");
+  // Not in place, even exactly.
+  PlanDef def = tensorParallelPlan(1, [](ProgramDef &p) {
+    int x = p.arena("x", {2, 4, 3});
+    p.instr("all_gather", {x}, {x}, {L("grid_axes", {2}), I("dim", 1)});
+  });
+  EXPECT_ERROR(loadError(def), "'all_gather' cannot work in place");
+}
+
+TEST(PlanLoader, VocabShardKernels) {
+  // logits [2, 3, 5] is tensor 6, targets [2, 3] i32 tensor 4.
+  auto plan = [](auto build) {
+    return tensorParallelPlan(2, [&](ProgramDef &p) { build(p); });
+  };
+  auto stats = [](ProgramDef &p, std::vector<int64_t> rowsShape) {
+    int mx = p.arena("mx", rowsShape);
+    int se = p.arena("se", rowsShape);
+    int tl = p.arena("tl", rowsShape);
+    int loss = p.arena("ce", {});
+    int one = p.arena("one", {});
+    int dl = p.arena("dl", {2, 3, 5});
+    p.instr("row_max", {6}, {mx});
+    p.instr("row_sum_exp", {6, mx}, {se});
+    p.instr("target_logit", {6, 4}, {tl}, {L("shard_axes", {2})});
+    p.instr("cross_entropy_from_stats", {mx, se, tl}, {loss},
+            {I("normalizer", 6)});
+    p.instr("cross_entropy_grad_from_stats", {one, 6, 4, mx, se}, {dl},
+            {I("normalizer", 6), L("shard_axes", {2})});
+  };
+  EXPECT_EQ(loadError(plan([&](ProgramDef &p) { stats(p, {2, 3}); })), "");
+  EXPECT_EQ(loadError(plan([&](ProgramDef &p) { stats(p, {6}); })), "");
+  EXPECT_ERROR(loadError(plan([&](ProgramDef &p) {
+                 stats(p, {2, 4});
+               })),
+               "instr 4 'row_max' (test): output 0 tensor 10 'mx' (f32 [2, "
+               "4]): expected 6 elements");
+  EXPECT_ERROR(loadError(plan([](ProgramDef &p) {
+                 int t = p.arena("t", {2, 3});
+                 p.instr("target_logit", {6, 4}, {t}, {L("shard_axes", {})});
+               })),
+               "'target_logit' (test): attribute 'shard_axes' = [] is empty");
+  EXPECT_ERROR(loadError(plan([](ProgramDef &p) {
+                 int t = p.arena("t", {2, 3});
+                 p.instr("target_logit", {6, 6}, {t});
+               })),
+               "'target_logit' (test): input 1 tensor 6 'logits' (f32 [2, 3, "
+               "5]): expected dtype i32");
+  EXPECT_ERROR(loadError(plan([](ProgramDef &p) {
+                 int t = p.arena("t", {2, 3});
+                 int loss = p.arena("ce", {});
+                 p.instr("cross_entropy_from_stats", {t, t, t}, {loss},
+                         {I("normalizer", 0)});
+               })),
+               "attribute 'normalizer' = 0, expected > 0");
+  EXPECT_ERROR(loadError(plan([](ProgramDef &p) {
+                 int t = p.arena("t", {2, 3});
+                 int one = p.arena("one", {});
+                 int dl = p.arena("dl", {2, 3, 5});
+                 p.instr("cross_entropy_grad_from_stats", {one, 6, 4, t, t},
+                         {dl}, {I("normalizer", 6), L("shard_axes", {2, 2})});
+               })),
+               "attribute 'shard_axes' = [2, 2]: axis 2 is repeated");
+  // Embedding: an optional shard_axes, checked when given.
+  EXPECT_ERROR(loadError(plan([](ProgramDef &p) {
+                 int table = p.arena("table", {8, 4});
+                 int e = p.arena("e", {2, 3, 4});
+                 p.instr("embedding", {table, 4}, {e}, {L("shard_axes", {3})});
+               })),
+               "'embedding' (test): attribute 'shard_axes' = [3]: axis 3 is "
+               "out of range");
+  EXPECT_EQ(loadError(plan([](ProgramDef &p) {
+              int table = p.arena("table", {8, 4});
+              int e = p.arena("e", {2, 3, 4});
+              p.instr("embedding", {table, 4}, {e}, {L("shard_axes", {1, 2})});
+              p.instr("embedding_grad", {e, 4}, {table});
+            })),
+            "");
+}
+
+TEST(PlanLoader, SumSquaresAndSqrt) {
+  auto plan = [](auto build) {
+    return tensorParallelPlan(1, [&](ProgramDef &p) { build(p); });
+  };
+  EXPECT_EQ(loadError(plan([](ProgramDef &p) {
+              int s = p.arena("s", {});
+              p.instr("sum_squares", {0, 1, 6}, {s});
+              p.instr("sqrt", {s}, {s}); // in place
+            })),
+            "");
+  EXPECT_ERROR(loadError(plan([](ProgramDef &p) {
+                 int s = p.arena("s", {});
+                 p.instr("sum_squares", {}, {s});
+               })),
+               "'sum_squares' (test): has 0 inputs, expected at least 1");
+  EXPECT_ERROR(loadError(plan([](ProgramDef &p) {
+                 int s = p.arena("s", {2});
+                 p.instr("sum_squares", {0}, {s});
+               })),
+               "'sum_squares' (test): output 0 tensor 10 's' (f32 [2]): "
+               "expected 1 elements");
+  EXPECT_ERROR(loadError(plan([](ProgramDef &p) {
+                 int s = p.arena("s", {});
+                 p.instr("sqrt", {6}, {s});
+               })),
+               "'sqrt' (test): input 0 tensor 6 'logits' (f32 [2, 3, 5]): "
+               "expected 1 elements");
+}

@@ -37,6 +37,8 @@ struct TensorDef {
 struct ArgDef {
   std::string role, param;
   int tensor;
+  int shardDim = -1;              ///< Arguments only.
+  std::vector<int64_t> shardAxes; ///< Arguments only.
 };
 struct AttrDef {
   std::string name;
@@ -94,6 +96,15 @@ struct ProgramDef {
     tensors.push_back({role + " " + param, dtype, shape, Storage::Argument, a});
     int t = static_cast<int>(tensors.size()) - 1;
     args.push_back({role, param, t});
+    return t;
+  }
+  /// A sharded state argument: `shape` is the local block's shape.
+  int shardedArg(const std::string &role, const std::string &param,
+                 const std::vector<int64_t> &shape, int shardDim,
+                 std::vector<int64_t> shardAxes) {
+    int t = arg(role, param, shape);
+    args.back().shardDim = shardDim;
+    args.back().shardAxes = std::move(shardAxes);
     return t;
   }
   /// Another tensor over the storage of tensor `of` (a reshape).
@@ -154,8 +165,9 @@ inline std::vector<uint8_t> buildPlan(const PlanDef &def) {
           fbb, t.name.c_str(), t.dtype, &t.shape, t.storage, t.offset));
     std::vector<flatbuffers::Offset<plan::Argument>> args;
     for (const ArgDef &a : p.args)
-      args.push_back(plan::CreateArgumentDirect(fbb, a.role.c_str(),
-                                                a.param.c_str(), a.tensor));
+      args.push_back(plan::CreateArgumentDirect(
+          fbb, a.role.c_str(), a.param.c_str(), a.tensor, a.shardDim,
+          a.shardAxes.empty() ? nullptr : &a.shardAxes));
     std::vector<flatbuffers::Offset<plan::Result>> results;
     for (const ArgDef &r : p.results)
       results.push_back(plan::CreateResultDirect(fbb, r.role.c_str(),
@@ -228,6 +240,61 @@ inline std::vector<int> addAllParams(ProgramDef &p, const LlamaConfig &config,
     }
   }
   return ids;
+}
+
+/// The dimension a Megatron-style tensor-parallel plan splits parameter
+/// `spec` along: dim 0 (the output) of the column-parallel matrices (q, k,
+/// v, gate, up; the embedding and lm_head over the vocabulary), dim 1 (the
+/// input) of the row-parallel o_proj and down_proj; -1 for the norm
+/// weights, which stay whole.
+inline int tensorParallelDim(const ParamSpec &spec) {
+  if (spec.shape.size() < 2)
+    return -1;
+  const bool rowParallel = spec.name.find("o_proj") != std::string::npos ||
+                           spec.name.find("down_proj") != std::string::npos;
+  return rowParallel ? 1 : 0;
+}
+
+/// addAllParams for a program of a plan with `tp` tensor-parallel ranks:
+/// every parameter (and its moments) split along tensorParallelDim over the
+/// tp grid axis.
+inline void addAllParamsSharded(ProgramDef &p, const LlamaConfig &config,
+                                int tp, bool withMoments) {
+  for (const ParamSpec &spec : parameterSpecs(config)) {
+    const int dim = tensorParallelDim(spec);
+    std::vector<int64_t> shape = spec.shape;
+    for (const char *role : {"param", "adam_m", "adam_v"}) {
+      if (!withMoments && std::string(role) != "param")
+        continue;
+      if (dim < 0) {
+        p.arg(role, spec.name, shape);
+      } else {
+        std::vector<int64_t> local = shape;
+        local[dim] /= tp;
+        p.shardedArg(role, spec.name, local, dim, {2});
+      }
+    }
+  }
+}
+
+/// Block `index` of the `count` blocks that `full` (of shape `shape`) is
+/// split into along `dim`, by the index formula (independent of
+/// kernels::sliceBlock).
+inline std::vector<float> blockOf(const std::vector<float> &full,
+                                  const std::vector<int64_t> &shape, int dim,
+                                  int count, int index) {
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < dim; ++i)
+    outer *= shape[i];
+  for (size_t i = dim + 1; i < shape.size(); ++i)
+    inner *= shape[i];
+  const int64_t d = shape[dim] / count;
+  std::vector<float> out;
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = index * d; j < (index + 1) * d; ++j)
+      for (int64_t k = 0; k < inner; ++k)
+        out.push_back(full[(o * shape[dim] + j) * inner + k]);
+  return out;
 }
 
 } // namespace test

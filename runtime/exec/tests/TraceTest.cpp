@@ -288,3 +288,42 @@ TEST(Trace, FailedRunLeavesNoTraceFile) {
   for (const std::string &name : listDir(f.dir.path))
     EXPECT_EQ(name.find("trace"), std::string::npos) << name;
 }
+
+TEST(Trace, GathersAndScattersAreCollectives) {
+  ProgramDef p;
+  int x = p.arena("x", {2, 4});
+  int y = p.arena("y", {2, 4});
+  int z = p.arena("z", {2, 4});
+  int w = p.arena("w", {2, 4});
+  p.instr("all_gather", {x}, {y}, {L("grid_axes", {2}), I("dim", 1)});
+  p.instr("reduce_scatter", {x}, {z},
+          {L("grid_axes", {1, 2}), I("dim", 0), S("reduction", "max")});
+  p.instr("all_slice", {x}, {w}, {L("grid_axes", {2}), I("dim", 1)});
+  LoadedPlan plan;
+  std::string error;
+  ASSERT_TRUE(loadDef(singleProgram(p), plan, error)) << error;
+  Executor exec;
+  ASSERT_TRUE(exec.init(plan.program(0), error)) << error;
+  TempDir dir;
+  Trace trace;
+  ASSERT_TRUE(trace.open(dir.file("t.json"), plan.program(0), 0, 1, json{},
+                         error))
+      << error;
+  exec.setTrace(&trace);
+  trace.start();
+  trace.beginStep(1);
+  ASSERT_TRUE(exec.run(error)) << error;
+  trace.flushStep();
+  ASSERT_TRUE(trace.finish(error)) << error;
+  ASSERT_TRUE(trace.commit(error)) << error;
+  std::vector<json> e = completeEvents(readJson(dir.file("t.json")));
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0]["cat"], "comm");
+  EXPECT_EQ(e[0]["tid"], 1);
+  EXPECT_EQ(e[0]["args"]["grid_axes"], json::array({2}));
+  EXPECT_EQ(e[1]["cat"], "comm");
+  EXPECT_EQ(e[1]["args"]["grid_axes"], json::array({1, 2}));
+  EXPECT_EQ(e[1]["args"]["reduction"], "max");
+  EXPECT_EQ(e[2]["cat"], "kernel"); // all_slice: no communication
+  EXPECT_EQ(e[2]["tid"], 0);
+}

@@ -170,14 +170,23 @@ TEST(Trainer, BadPlan) {
   f.expectFailure("multi.llx: plan needs 2 ranks (dp=2 tp=1 pp=1); launched "
                   "with 1 rank: run it with mpirun -np 2");
 
+  // Tensor parallelism runs (under mpirun: llamac-mpi-exec-tests), and on
+  // one rank it is a world size mismatch like any other.
   PlanDef tensorParallel = multi;
   tensorParallel.dp = 1;
   tensorParallel.tp = 2;
   writeBytes(f.dir.file("tp.llx"), buildPlan(tensorParallel));
   f.options.planPath = f.dir.file("tp.llx");
-  f.expectFailure("tp.llx: layout dp=1 tp=2 pp=1: tensor and pipeline "
-                  "parallelism (tp, pp > 1) are not supported by this runtime "
-                  "yet");
+  f.expectFailure("tp.llx: plan needs 2 ranks (dp=1 tp=2 pp=1); launched "
+                  "with 1 rank: run it with mpirun -np 2");
+
+  PlanDef pipeline = multi;
+  pipeline.dp = 1;
+  pipeline.pp = 2;
+  writeBytes(f.dir.file("pp.llx"), buildPlan(pipeline));
+  f.options.planPath = f.dir.file("pp.llx");
+  f.expectFailure("pp.llx: layout dp=1 tp=1 pp=2: pipeline parallelism "
+                  "(pp > 1) is not supported by this runtime yet");
 
   PlanDef other = singleProgram(bigramProgram());
   other.modelJson = R"({"hidden_size": 8, "intermediate_size": 24,
@@ -230,4 +239,31 @@ TEST(Trainer, BadInitAndMetricsPath) {
   f.options.initPath.clear();
   f.options.metricsPath = f.dir.file("no/such/dir/metrics.jsonl");
   f.expectFailure("cannot create metrics file");
+}
+
+TEST(Trainer, TensorParallelFormOnOneRankMatchesThePlainStep) {
+  // The vocabulary-parallel loss, sequence-parallel norm and sharded
+  // gradient norm of tensorParallelBigramProgram, with groups of one rank,
+  // train the model of the plain bigram step: same losses and norms up to
+  // float reduction order.
+  BigramRun f;
+  f.options.steps = 10;
+  std::string error;
+  ASSERT_EQ(runTraining(f.options, error), 0) << error;
+  std::vector<nlohmann::json> plain = f.metrics();
+  writeBytes(f.dir.file("tp1.llx"),
+             buildPlan(tensorParallelBigramPlan(1, 1, kB)));
+  f.options.planPath = f.dir.file("tp1.llx");
+  f.options.metricsPath = f.dir.file("tp1.jsonl");
+  ASSERT_EQ(runTraining(f.options, error), 0) << error;
+  std::vector<nlohmann::json> tp = f.metrics();
+  ASSERT_EQ(plain.size(), 10u);
+  ASSERT_EQ(tp.size(), 10u);
+  for (size_t i = 0; i < tp.size(); ++i) {
+    double a = tp[i]["loss"], b = plain[i]["loss"];
+    EXPECT_NEAR(a, b, 1e-5 * std::abs(b)) << "step " << i + 1;
+    double ga = tp[i]["grad_norm"], gb = plain[i]["grad_norm"];
+    EXPECT_NEAR(ga, gb, 1e-4 * std::abs(gb)) << "step " << i + 1;
+  }
+  EXPECT_LT(tp.back()["loss"].get<double>(), tp[0]["loss"].get<double>());
 }

@@ -528,6 +528,233 @@ TEST(CrossEntropyTest, BackwardMatchesFiniteDifferences) {
 }
 
 //===----------------------------------------------------------------------===//
+// Vocabulary shards (tensor parallelism)
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Columns [g * vl, (g + 1) * vl) of x [rows, v].
+template <typename T>
+std::vector<T> columns(const std::vector<T> &x, int64_t rows, int64_t v,
+                       int64_t g, int64_t vl) {
+  std::vector<T> out(rows * vl);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < vl; ++j)
+      out[r * vl + j] = x[r * v + g * vl + j];
+  return out;
+}
+
+/// The vocab-parallel loss and gradient of logits [rows, v] split into
+/// `shards` column blocks, the statistics combined as the compiler's
+/// all_reduces do (max of the maxima, sums of the rest, in T).
+template <typename T>
+double shardedCrossEntropy(const std::vector<T> &logits,
+                           const std::vector<int32_t> &targets, int64_t rows,
+                           int64_t v, int64_t shards, double scale,
+                           double dloss, std::vector<T> &dlogits) {
+  const int64_t vl = v / shards;
+  std::vector<T> mx(rows, -std::numeric_limits<T>::infinity());
+  std::vector<T> sum(rows, T(0)), target(rows, T(0)), part(rows);
+  for (int64_t g = 0; g < shards; ++g) {
+    rowMaxes(columns(logits, rows, v, g, vl).data(), part.data(), rows, vl);
+    for (int64_t r = 0; r < rows; ++r)
+      mx[r] = std::max(mx[r], part[r]);
+  }
+  for (int64_t g = 0; g < shards; ++g) {
+    std::vector<T> block = columns(logits, rows, v, g, vl);
+    rowSumExp(block.data(), mx.data(), part.data(), rows, vl);
+    for (int64_t r = 0; r < rows; ++r)
+      sum[r] += part[r];
+    targetLogits(block.data(), targets.data(), part.data(), rows, vl, g * vl);
+    for (int64_t r = 0; r < rows; ++r)
+      target[r] += part[r];
+  }
+  dlogits.assign(rows * v, T(0));
+  std::vector<T> dblock(rows * vl, T(123)); // garbage: overwritten
+  for (int64_t g = 0; g < shards; ++g) {
+    std::vector<T> block = columns(logits, rows, v, g, vl);
+    crossEntropyBwdFromStats(block.data(), targets.data(), mx.data(),
+                             sum.data(), dblock.data(), rows, vl, g * vl, scale,
+                             dloss);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < vl; ++j)
+        dlogits[r * v + g * vl + j] = dblock[r * vl + j];
+  }
+  return crossEntropyFromStats(mx.data(), sum.data(), target.data(), rows,
+                               scale);
+}
+
+} // namespace
+
+TEST(VocabShardTest, StatisticsMatchTheirDefinitions) {
+  std::mt19937_64 rng(40);
+  const int64_t rows = 3, v = 5;
+  Vec x = randomVec(rng, rows * v, 4.0);
+  Vec mx(rows), s(rows), t(rows, 99.0);
+  rowMaxes(x.data(), mx.data(), rows, v);
+  const Vec globalMax = {mx[0] + 0.5, mx[1], mx[2] + 2.0};
+  rowSumExp(x.data(), globalMax.data(), s.data(), rows, v);
+  // Targets below, inside and above the shard of columns [10, 15).
+  std::vector<int32_t> targets = {9, 12, 15};
+  targetLogits(x.data(), targets.data(), t.data(), rows, v, 10);
+  for (int64_t r = 0; r < rows; ++r) {
+    double m = x[r * v], z = 0.0;
+    for (int64_t j = 0; j < v; ++j)
+      m = std::max(m, x[r * v + j]);
+    for (int64_t j = 0; j < v; ++j)
+      z += std::exp(x[r * v + j] - globalMax[r]);
+    EXPECT_EQ(mx[r], m) << r;
+    EXPECT_NEAR(s[r], z, 1e-15 * z) << r;
+  }
+  EXPECT_EQ(t[0], 0.0);
+  EXPECT_EQ(t[1], x[1 * v + 2]);
+  EXPECT_EQ(t[2], 0.0);
+  // loss = scale * sum_r (log s + m - t).
+  const Vec stats[3] = {{0.0, 1.0}, {1.0, std::exp(2.0)}, {0.5, -1.0}};
+  EXPECT_NEAR(crossEntropyFromStats(stats[0].data(), stats[1].data(),
+                                    stats[2].data(), 2, 0.25),
+              0.25 * ((0.0 + 0.0 - 0.5) + (2.0 + 1.0 + 1.0)), 1e-15);
+}
+
+TEST(VocabShardTest, ShardsRecombineToTheFullVocabularyLoss) {
+  // Float, as the executor runs it: the loss and the gradient of every
+  // split of the vocabulary equal crossEntropyFwd / crossEntropyBwd on the
+  // full logits. Targets fall in every shard.
+  std::mt19937_64 rng(41);
+  const int64_t rows = 9, v = 24;
+  const double scale = 1.0 / 13.0, dloss = 0.8;
+  std::vector<float> logits = toFloat(randomVec(rng, rows * v, 6.0));
+  std::vector<int32_t> targets(rows);
+  for (int64_t r = 0; r < rows; ++r)
+    targets[r] = int32_t((r * 7 + 3) % v);
+  const double ref =
+      crossEntropyFwd(logits.data(), targets.data(), rows, v, scale);
+  std::vector<float> dref(rows * v);
+  crossEntropyBwd(logits.data(), targets.data(), dref.data(), rows, v, scale,
+                  dloss);
+  for (int64_t shards : {1, 2, 3, 4, 8}) {
+    std::vector<float> grad;
+    const double loss = shardedCrossEntropy(logits, targets, rows, v, shards,
+                                            scale, dloss, grad);
+    EXPECT_NEAR(loss, ref, 1e-6 * std::abs(ref)) << shards << " shards";
+    EXPECT_LT(relErr(toDouble(grad), toDouble(dref)), 1e-6)
+        << shards << " shards";
+  }
+}
+
+TEST(VocabShardTest, ShardedGradientMatchesFiniteDifferences) {
+  // In double, the recombined gradient is the gradient of the recombined
+  // loss.
+  std::mt19937_64 rng(42);
+  const int64_t rows = 4, v = 6, shards = 3;
+  const double scale = 0.3, dloss = 1.7;
+  Vec logits = randomVec(rng, rows * v, 3.0), grad;
+  std::vector<int32_t> targets = {0, 3, 5, 2};
+  shardedCrossEntropy(logits, targets, rows, v, shards, scale, dloss, grad);
+  auto loss = [&] {
+    Vec ignored;
+    return dloss * shardedCrossEntropy(logits, targets, rows, v, shards, scale,
+                                       1.0, ignored);
+  };
+  EXPECT_LT(relErr(grad, fdGradient(logits, loss)), kFdTol);
+}
+
+TEST(VocabShardTest, LargeLogitsDoNotOverflow) {
+  std::vector<float> logits = {1000.0f, 1001.0f, 999.0f, 1000.5f};
+  std::vector<int32_t> target = {1};
+  std::vector<float> grad;
+  const double loss =
+      shardedCrossEntropy(logits, target, 1, 4, 2, 1.0, 1.0, grad);
+  const double expected = std::log(std::exp(-1.0) + 1.0 + std::exp(-2.0) +
+                                   std::exp(-0.5)); // shifted by 1001
+  EXPECT_NEAR(loss, expected, 1e-6);
+  for (float g : grad)
+    EXPECT_TRUE(std::isfinite(g));
+}
+
+TEST(VocabShardTest, EmbeddingShardsAreBlocksOfTheFullKernel) {
+  std::mt19937_64 rng(43);
+  // d > 64 spans two column blocks of the backward.
+  const int64_t v = 12, d = 70, shards = 3, vl = v / shards;
+  std::vector<int32_t> ids = {11, 0, 4, 4, 7, 11, 3, 8, 4};
+  const int64_t n = ids.size();
+  Vec table = randomVec(rng, v * d), dy = randomVec(rng, n * d);
+  Vec full(n * d), dfull(v * d);
+  embeddingFwd(table.data(), ids.data(), full.data(), n, d, v);
+  embeddingBwd(dy.data(), ids.data(), dfull.data(), n, d, v);
+  Vec sum(n * d, 0.0);
+  for (int64_t g = 0; g < shards; ++g) {
+    Vec block(table.begin() + g * vl * d, table.begin() + (g + 1) * vl * d);
+    Vec out(n * d, 7.0), dblock(vl * d, 7.0); // garbage: overwritten
+    embeddingShardFwd(block.data(), ids.data(), out.data(), n, d, vl, g * vl);
+    embeddingShardBwd(dy.data(), ids.data(), dblock.data(), n, d, vl, g * vl);
+    for (int64_t r = 0; r < n; ++r) {
+      const bool mine = ids[r] >= g * vl && ids[r] < (g + 1) * vl;
+      for (int64_t j = 0; j < d; ++j) {
+        // Its rows, or zeros: the shards add up to the full lookup.
+        EXPECT_EQ(out[r * d + j], mine ? full[r * d + j] : 0.0);
+        sum[r * d + j] += out[r * d + j];
+      }
+    }
+    // The same sums in the same order: exactly the full gradient's rows.
+    EXPECT_EQ(dblock,
+              Vec(dfull.begin() + g * vl * d, dfull.begin() + (g + 1) * vl * d))
+        << "shard " << g;
+  }
+  EXPECT_EQ(sum, full);
+  // Ids of no shard (outside the vocabulary) give zero rows and no
+  // gradient.
+  std::vector<int32_t> outside = {-1, 12};
+  Vec out(2 * d, 7.0), dblock(vl * d, 7.0);
+  embeddingShardFwd(table.data(), outside.data(), out.data(), 2, d, vl, 0);
+  embeddingShardBwd(dy.data(), outside.data(), dblock.data(), 2, d, vl, 8);
+  EXPECT_EQ(out, Vec(2 * d, 0.0));
+  EXPECT_EQ(dblock, Vec(vl * d, 0.0));
+}
+
+//===----------------------------------------------------------------------===//
+// Blocks along a dimension
+//===----------------------------------------------------------------------===//
+
+TEST(BlocksTest, SplitConcatAndSliceFollowTheIndexFormula) {
+  // x [outer, g * d, inner]; block b holds x[o, b * d + i, k] at
+  // [o, i, k]. Small shapes and one large enough for the threaded loops.
+  struct Shape {
+    int64_t outer, g, d, inner;
+  };
+  for (Shape sh : {Shape{2, 2, 2, 3}, Shape{1, 3, 4, 5}, Shape{4, 3, 1, 1},
+                   Shape{3, 4, 2, 1}, Shape{64, 4, 8, 40}}) {
+    const int64_t block = sh.outer * sh.d * sh.inner, n = sh.g * block;
+    std::vector<float> x(n);
+    for (int64_t i = 0; i < n; ++i)
+      x[i] = float(i);
+    auto at = [&](int64_t o, int64_t j, int64_t k) {
+      return x[(o * sh.g * sh.d + j) * sh.inner + k];
+    };
+    std::vector<float> blocks(n, -1.0f);
+    splitBlocks(x.data(), blocks.data(), sh.g, sh.outer, sh.d, sh.inner);
+    std::vector<float> one(block, -1.0f);
+    bool ok = true;
+    for (int64_t b = 0; b < sh.g; ++b) {
+      sliceBlock(x.data(), one.data(), sh.outer, sh.d, sh.inner, sh.g, b);
+      for (int64_t o = 0; o < sh.outer; ++o)
+        for (int64_t i = 0; i < sh.d; ++i)
+          for (int64_t k = 0; k < sh.inner; ++k) {
+            const float want = at(o, b * sh.d + i, k);
+            const int64_t e = (o * sh.d + i) * sh.inner + k;
+            ok = ok && blocks[b * block + e] == want && one[e] == want;
+          }
+    }
+    EXPECT_TRUE(ok) << sh.outer << "x" << sh.g << "*" << sh.d << "x"
+                    << sh.inner;
+    std::vector<float> back(n, -1.0f);
+    concatBlocks(blocks.data(), back.data(), sh.g, sh.outer, sh.d, sh.inner);
+    EXPECT_EQ(back, x) << sh.outer << "x" << sh.g << "*" << sh.d << "x"
+                       << sh.inner;
+  }
+}
+
+//===----------------------------------------------------------------------===//
 // Elementwise and reductions
 //===----------------------------------------------------------------------===//
 

@@ -43,6 +43,21 @@ template <typename T>
 void embeddingBwd(const T *dy, const int32_t *ids, T *dtable, int64_t n,
                   int64_t d, int64_t v);
 
+/// embeddingFwd on a vocabulary shard (tensor parallelism): table [V, D]
+/// holds rows [begin, begin + V) of the full table. out[n, :] is
+/// table[ids[n] - begin, :] when begin <= ids[n] < begin + V, else zero
+/// (another shard owns that row; the shards' outputs add up to the full
+/// lookup). Any int32 id is allowed.
+template <typename T>
+void embeddingShardFwd(const T *table, const int32_t *ids, T *out, int64_t n,
+                       int64_t d, int64_t v, int64_t begin);
+/// embeddingBwd on a vocabulary shard: dtable [V, D] = sum over the n with
+/// begin <= ids[n] < begin + V of onehot(ids[n] - begin) * dy[n, :]; rows no
+/// id selects are zero. Overwrites dtable.
+template <typename T>
+void embeddingShardBwd(const T *dy, const int32_t *ids, T *dtable, int64_t n,
+                       int64_t d, int64_t v, int64_t begin);
+
 /// y = w * x * rsqrt(mean(x^2) + eps) per row. x, y [rows, D], w [D].
 template <typename T>
 void rmsNormFwd(const T *x, const T *w, T *y, int64_t rows, int64_t d,
@@ -114,6 +129,39 @@ template <typename T>
 void crossEntropyBwd(const T *logits, const int32_t *targets, T *dlogits,
                      int64_t rows, int64_t v, double scale, double dloss);
 
+/// Cross entropy over a vocabulary split across ranks (Megatron's
+/// vocab-parallel loss), in statistics that the ranks combine with
+/// all_reduce (max for the maxima, sum for the rest). Each rank holds
+/// logits [rows, V] = columns [begin, begin + V) of the full logits.
+///  - rowMaxes:     mx[r] = max_j logits[r, j].
+///  - rowSumExp:    s[r] = sum_j exp(logits[r, j] - mx[r]), with mx the
+///                  maximum over the full vocabulary (after the max
+///                  all_reduce); exponentials and sum in double.
+///  - targetLogits: t[r] = logits[r, targets[r] - begin] when begin <=
+///                  targets[r] < begin + V, else 0.
+/// With the combined statistics of every row:
+///  - crossEntropyFromStats returns scale * sum_r (log s[r] + mx[r] - t[r]),
+///    accumulated in double in row order (crossEntropyFwd's loss);
+///  - crossEntropyBwdFromStats overwrites dlogits [rows, V] with
+///    dloss * scale * (exp(logits[r, j] - mx[r]) / s[r] - onehot), the one-hot
+///    at column targets[r] - begin when that is in [0, V)
+///    (crossEntropyBwd's columns of this shard).
+template <typename T>
+void rowMaxes(const T *logits, T *mx, int64_t rows, int64_t v);
+template <typename T>
+void rowSumExp(const T *logits, const T *mx, T *s, int64_t rows, int64_t v);
+template <typename T>
+void targetLogits(const T *logits, const int32_t *targets, T *t, int64_t rows,
+                  int64_t v, int64_t begin);
+template <typename T>
+double crossEntropyFromStats(const T *mx, const T *s, const T *t, int64_t rows,
+                             double scale);
+template <typename T>
+void crossEntropyBwdFromStats(const T *logits, const int32_t *targets,
+                              const T *mx, const T *s, T *dlogits, int64_t rows,
+                              int64_t v, int64_t begin, double scale,
+                              double dloss);
+
 /// y = a + b (elementwise). y may alias a or b.
 template <typename T> void add(const T *a, const T *b, T *y, int64_t n);
 /// y += x.
@@ -129,6 +177,29 @@ template <typename T> double sumSquares(const T *x, int64_t n);
 template <typename T> bool allFinite(const T *x, int64_t n);
 template <typename T> void fill(T *y, int64_t n, T value);
 template <typename T> void copy(const T *x, T *y, int64_t n);
+
+/// Blocks of a tensor split evenly along one dimension (the layout of
+/// all_gather, reduce_scatter, all_slice and sharded arguments). The tensor
+/// is viewed as [outer, g * d, inner]: outer is the product of the dims
+/// before the split one, inner of those after it. Block b is
+/// x[:, b * d : (b + 1) * d, :], a dense [outer, d, inner] tensor. With
+/// outer == 1 every block is a contiguous range and these are plain copies.
+///
+/// y [outer, d, inner] = block `index` of x [outer, g * d, inner].
+template <typename T>
+void sliceBlock(const T *x, T *y, int64_t outer, int64_t d, int64_t inner,
+                int64_t g, int64_t index);
+/// y [outer, g * d, inner] = the concatenation along the split dimension of
+/// the g blocks stored one after the other in `blocks` [g, outer, d, inner]
+/// (what an all_gather of the blocks returns).
+template <typename T>
+void concatBlocks(const T *blocks, T *y, int64_t g, int64_t outer, int64_t d,
+                  int64_t inner);
+/// The inverse of concatBlocks: blocks [g, outer, d, inner] from
+/// x [outer, g * d, inner] (the send buffer of a reduce_scatter).
+template <typename T>
+void splitBlocks(const T *x, T *blocks, int64_t g, int64_t outer, int64_t d,
+                 int64_t inner);
 
 /// One AdamW step in torch.optim.AdamW semantics (non-amsgrad, not maximize).
 /// `step` is the 1-based step count after increment. Updates p, m, v in place:
