@@ -131,7 +131,8 @@ OwningOpRef<ModuleOp> Emitter::build() {
 
   // 2. Embedding, decoder layers, final norm.
   Value h = EmbeddingOp::create(b, at("model.embed_tokens"), t({B, T, D}),
-                                param("model.embed_tokens.weight"), tokens);
+                                param("model.embed_tokens.weight"), tokens,
+                                /*shard_axes=*/nullptr);
   for (int64_t l = 0; l < config.numHiddenLayers; ++l) {
     std::string p = "model.layers." + std::to_string(l) + ".";
     h = attentionBlock(h, p);

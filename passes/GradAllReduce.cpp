@@ -32,9 +32,8 @@ struct LlmGradAllReducePass
 /// The grid axis of data parallelism in the [pp, dp, tp] grid.
 static constexpr int16_t kDataParallelAxis = 1;
 
-/// Finds or declares `shard.grid @world(shape = pp x dp x tp)`.
-static FailureOr<shard::GridOp> getOrCreateGrid(ModuleOp module,
-                                                ArrayRef<int64_t> shape) {
+FailureOr<shard::GridOp> llamac::getOrCreateWorldGrid(ModuleOp module,
+                                                     ArrayRef<int64_t> shape) {
   if (auto grid = module.lookupSymbol<shard::GridOp>(kWorldGrid)) {
     if (grid.getShape() != shape)
       return grid.emitError("grid @world has shape ")
@@ -58,7 +57,7 @@ void LlmGradAllReducePass::runOnOperation() {
   if (dp == 1)
     return;
   FailureOr<shard::GridOp> grid =
-      getOrCreateGrid(module, {pp.getValue(), dp.getValue(), tp.getValue()});
+      getOrCreateWorldGrid(module, {pp.getValue(), dp.getValue(), tp.getValue()});
   if (failed(grid))
     return signalPassFailure();
 

@@ -29,17 +29,46 @@ struct LlmLowerToLrtPass
 };
 } // namespace
 
-/// The runtime's all_reduce kernel: the grid axes as a list and the
-/// reduction by name (docs/plan-format.md).
-static lrt::KernelOp lowerAllReduce(OpBuilder &b, shard::AllReduceOp op) {
-  SmallVector<int64_t> axes(op.getGridAxes().begin(), op.getGridAxes().end());
-  NamedAttribute params[] = {
-      b.getNamedAttr("grid_axes", b.getDenseI64ArrayAttr(axes)),
-      b.getNamedAttr("reduction", b.getStringAttr(shard::stringifyReductionKind(
-                                      op.getReduction())))};
-  return lrt::KernelOp::create(b, op.getLoc(), op->getResultTypes(),
-                               b.getStringAttr("all_reduce"),
-                               op->getOperands(), b.getDictionaryAttr(params),
+/// The runtime's collective kernels (docs/plan-format.md): the grid axes as
+/// a list, the reduction by name, the split dimension as `dim`.
+static lrt::KernelOp lowerCollective(OpBuilder &b, Operation *op) {
+  SmallVector<NamedAttribute> params;
+  auto axesOf = [&](ArrayRef<shard::GridAxis> axes) {
+    SmallVector<int64_t> list(axes.begin(), axes.end());
+    params.push_back(
+        b.getNamedAttr("grid_axes", b.getDenseI64ArrayAttr(list)));
+  };
+  auto reductionOf = [&](shard::ReductionKind kind) {
+    params.push_back(b.getNamedAttr(
+        "reduction", b.getStringAttr(shard::stringifyReductionKind(kind))));
+  };
+  auto dimOf = [&](const APInt &dim) {
+    params.push_back(b.getNamedAttr(
+        "dim", b.getI64IntegerAttr(static_cast<int64_t>(dim.getZExtValue()))));
+  };
+  StringRef kernel;
+  if (auto ar = dyn_cast<shard::AllReduceOp>(op)) {
+    kernel = "all_reduce";
+    axesOf(ar.getGridAxes());
+    reductionOf(ar.getReduction());
+  } else if (auto ag = dyn_cast<shard::AllGatherOp>(op)) {
+    kernel = "all_gather";
+    axesOf(ag.getGridAxes());
+    dimOf(ag.getGatherAxis());
+  } else if (auto rs = dyn_cast<shard::ReduceScatterOp>(op)) {
+    kernel = "reduce_scatter";
+    axesOf(rs.getGridAxes());
+    reductionOf(rs.getReduction());
+    dimOf(rs.getScatterAxis());
+  } else {
+    auto sl = cast<shard::AllSliceOp>(op);
+    kernel = "all_slice";
+    axesOf(sl.getGridAxes());
+    dimOf(sl.getSliceAxis());
+  }
+  return lrt::KernelOp::create(b, op->getLoc(), op->getResultTypes(),
+                               b.getStringAttr(kernel), op->getOperands(),
+                               b.getDictionaryAttr(params),
                                /*inplace=*/nullptr, /*offsets=*/nullptr);
 }
 
@@ -62,9 +91,10 @@ void LlmLowerToLrtPass::runOnOperation() {
   for (Operation *op : ops) {
     if (isa<func::ReturnOp>(op))
       continue;
-    if (auto allReduce = dyn_cast<shard::AllReduceOp>(op)) {
+    if (isa<shard::AllReduceOp, shard::AllGatherOp, shard::ReduceScatterOp,
+            shard::AllSliceOp>(op)) {
       builder.setInsertionPoint(op);
-      lrt::KernelOp kernel = lowerAllReduce(builder, allReduce);
+      lrt::KernelOp kernel = lowerCollective(builder, op);
       op->replaceAllUsesWith(kernel->getResults());
       op->erase();
       continue;
@@ -72,7 +102,8 @@ void LlmLowerToLrtPass::runOnOperation() {
     if (op->getDialect() != llmDialect) {
       op->emitError("cannot lower op '")
           << op->getName()
-          << "' to the runtime: only llm ops and shard.all_reduce have kernels";
+          << "' to the runtime: only llm ops and shard.all_reduce, all_gather, "
+             "reduce_scatter and all_slice have kernels";
       return signalPassFailure();
     }
     builder.setInsertionPoint(op);
@@ -83,7 +114,8 @@ void LlmLowerToLrtPass::runOnOperation() {
     } else {
       SmallVector<NamedAttribute> params;
       for (NamedAttribute attr : op->getAttrs())
-        params.push_back(attr);
+        if (!attr.getName().getValue().starts_with("dist."))
+          params.push_back(attr);
       auto kernel = lrt::KernelOp::create(
           builder, op->getLoc(), op->getResultTypes(),
           builder.getStringAttr(op->getName().stripDialect()),

@@ -2,10 +2,12 @@
 #ifndef LLAMAC_PASSES_PASSES_H
 #define LLAMAC_PASSES_PASSES_H
 
+#include "dialects/dist/DistDialect.h"
 #include "dialects/llm/LlmOps.h"
 #include "dialects/lrt/LrtDialect.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Shard/IR/ShardDialect.h"
+#include "mlir/Dialect/Shard/IR/ShardOps.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassOptions.h"
 
@@ -33,16 +35,34 @@ struct TrainPipelineOptions
   Option<int64_t> dp{*this, "dp", llvm::cl::init(1)};
   Option<int64_t> tp{*this, "tp", llvm::cl::init(1)};
   Option<int64_t> pp{*this, "pp", llvm::cl::init(1)};
+  Option<bool> sequenceParallel{*this, "sequence-parallel",
+                                llvm::cl::init(false)};
+  /// User sharding passes (a textual pipeline on the module), run after the
+  /// optimizer and before the --tp plan, e.g. "llm-example-replicate-vocab".
+  Option<std::string> shardingPasses{*this, "sharding-passes",
+                                     llvm::cl::init("")};
 };
 
 /// Name of the device grid symbol (upstream shard.grid), shape pp x dp x tp.
 inline constexpr llvm::StringLiteral kWorldGrid = "world";
+
+/// Finds or declares `shard.grid @world(shape = pp x dp x tp)`; an existing
+/// grid of another shape is an error on `module`.
+mlir::FailureOr<mlir::shard::GridOp>
+getOrCreateWorldGrid(mlir::ModuleOp module, llvm::ArrayRef<int64_t> shape);
+
+/// The device grid `@world` of `module` as sharding rules see it; an error
+/// when it is missing or is not pp x dp x tp.
+mlir::FailureOr<dist::GridInfo> getWorldGridInfo(mlir::ModuleOp module);
 
 /// Appends the training pipeline (autodiff, optimizer, cleanup) to `pm`.
 void buildTrainPipeline(mlir::OpPassManager &pm,
                         const TrainPipelineOptions &options);
 /// Appends the lowering to the runtime (llm-lower-to-lrt, lrt-memory-plan).
 void buildLowerPipeline(mlir::OpPassManager &pm);
+/// Adds the dialects llamac's IR uses (llm, lrt, dist, func, shard) and the
+/// sharding rules of upstream ops to `registry`.
+void registerLlamacDialects(mlir::DialectRegistry &registry);
 /// Registers `llamac-train-pipeline` and `llamac-lower-pipeline` with
 /// mlir-opt style tools.
 void registerTrainPipeline();

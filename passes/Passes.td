@@ -112,6 +112,99 @@ def LlmGradAllReduce : Pass<"llm-grad-allreduce", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::shard::ShardDialect"];
 }
 
+def LlmTensorParallel : Pass<"llm-tensor-parallel", "::mlir::ModuleOp"> {
+  let summary = "Annotate the default Megatron tensor-parallel plan";
+  let description = [{
+    A sharding pass: it only writes `#dist.sharding` annotations (priority 1)
+    and, with `sequence-parallel`, `dist.constraint` ops (priority 2);
+    `llm-sharding-propagation` and `llm-spmd-partition` do the rest.
+
+    - q/k/v/gate/up projections are column-parallel (weight dim 0 over tp),
+      o/down projections row-parallel (weight dim 1 over tp);
+    - attention heads (query and key-value) follow from the column split;
+    - the embedding and the LM head are vocab-parallel (dim 0 over tp);
+    - norm weights are replicated;
+    - with `sequence-parallel`, every RMSNorm input (the residual stream) is
+      split over tp along the sequence (Megatron-SP).
+
+    Parameters that already carry a `dist.sharding` (the user's, priority
+    0) are left alone. `tp` must divide the attention heads, the key-value
+    heads, the intermediate size and the vocabulary; otherwise the pass
+    fails with an error naming which. Declares `shard.grid @world` of shape
+    pp x dp x tp.
+  }];
+  let options = [
+    Option<"dp", "dp", "int64_t", "1", "Data-parallel size (grid shape)">,
+    Option<"tp", "tp", "int64_t", "1", "Tensor-parallel size">,
+    Option<"pp", "pp", "int64_t", "1", "Pipeline-parallel size (grid shape)">,
+    Option<"sequenceParallel", "sequence-parallel", "bool", "false",
+           "Split norms and residuals along the sequence (Megatron-SP)">,
+  ];
+  let dependentDialects = ["::llamac::dist::DistDialect",
+                           "::mlir::shard::ShardDialect"];
+}
+
+def LlmExampleReplicateVocab
+    : Pass<"llm-example-replicate-vocab", "::mlir::ModuleOp"> {
+  let summary = "Example sharding pass: keep the embedding and LM head whole";
+  let description = [{
+    The worked example of docs/guides/writing-a-sharding-pass.md. It
+    annotates `model.embed_tokens.weight` and `lm_head.weight` as
+    replicated, at priority 0 (a user's word), so that
+    `llm-tensor-parallel` leaves them alone and the loss is computed on
+    whole logits: worthwhile when the vocabulary is small and the
+    vocab-parallel loss's three reductions per step cost more than the
+    memory they save. Runs before `llm-tensor-parallel`.
+  }];
+  let dependentDialects = ["::llamac::dist::DistDialect"];
+}
+
+def LlmShardingPropagation : Pass<"llm-sharding-propagation", "::mlir::ModuleOp"> {
+  let summary = "Propagate shardings through the whole training step";
+  let description = [{
+    A fixpoint over forward, backward and optimizer ops, from the
+    `#dist.sharding` annotations of function arguments and `dist.constraint`
+    ops, through each op's factor rule (`ShardingRuleOpInterface`).
+
+    For each op and each factor, the candidate shardings are those of the
+    operand and result dimensions the factor describes. The strongest
+    priority wins (p0 first; propagated shardings inherit the priority of
+    the annotation they came from). Among equal priorities, the sharding of
+    the largest tensor wins, so the smaller tensor is the one resharded
+    (the conflict rule). A factor that would reuse a grid axis already taken
+    by a stronger factor of the same op stays unsplit. Shardings then flow
+    into open or unannotated dimensions; closed ones keep theirs. Sweeps
+    alternate forward and backward until nothing changes.
+
+    The result is written on every op: `dist.sharding` (its results, with
+    partial sums where a split factor is reduced away, kept through linear
+    ops such as `llm.add`) and `dist.operands` (what it needs of its
+    operands). Function arguments get their final `dist.sharding`. A module
+    without any annotation is left unchanged.
+  }];
+  let dependentDialects = ["::llamac::dist::DistDialect"];
+}
+
+def LlmSpmdPartition : Pass<"llm-spmd-partition", "::mlir::ModuleOp"> {
+  let summary = "Rewrite to per-rank shapes and insert the collectives";
+  let description = [{
+    Runs after `llm-sharding-propagation`. Every tensor gets its local
+    (per-rank) shape, each op is rebuilt by its `partition()` rule, and
+    wherever a value's sharding differs from what its user needs, the
+    resharding collectives are inserted (upstream `shard` ops on `@world`):
+
+    - partial -> replicated: `shard.all_reduce` (sum);
+    - partial -> split: `shard.reduce_scatter` along the split dimension;
+    - split -> replicated: `shard.all_gather`;
+    - replicated -> split: `shard.all_slice` (local, no communication).
+
+    `dist.constraint` ops are removed. Function arguments keep their
+    `dist.sharding` so that the runtime knows which block of each full
+    parameter a rank holds.
+  }];
+  let dependentDialects = ["::mlir::shard::ShardDialect"];
+}
+
 def LlmLowerToLrt : Pass<"llm-lower-to-lrt", "::mlir::func::FuncOp"> {
   let summary = "Lower llm ops to backend-neutral lrt kernel calls";
   let description = [{

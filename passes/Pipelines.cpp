@@ -34,14 +34,36 @@ void llamac::buildTrainPipeline(OpPassManager &pm,
   opt.clipGradNorm = options.clipGradNorm;
   opt.clipGradValue = options.clipGradValue;
   fpm.addPass(createLlmOptimizer(opt));
-  fpm.addPass(createCSEPass());
-  fpm.addPass(createCanonicalizerPass());
+  // Sharding sees the whole step (forward, backward, optimizer): the plan
+  // annotates, propagation decides, partition rewrites (no-ops without any
+  // annotation, so single-rank and pure data-parallel IR is unchanged).
+  if (!options.shardingPasses.empty() &&
+      failed(parsePassPipeline(options.shardingPasses, pm)))
+    llvm::report_fatal_error(llvm::Twine("invalid sharding-passes pipeline '") +
+                             options.shardingPasses + "'");
+  LlmTensorParallelOptions plan;
+  plan.dp = options.dp;
+  plan.tp = options.tp;
+  plan.pp = options.pp;
+  plan.sequenceParallel = options.sequenceParallel;
+  pm.addPass(createLlmTensorParallel(plan));
+  pm.addPass(createLlmShardingPropagation());
+  pm.addPass(createLlmSpmdPartition());
+  OpPassManager &cleanup = pm.nest<func::FuncOp>();
+  cleanup.addPass(createCSEPass());
+  cleanup.addPass(createCanonicalizerPass());
 }
 
 void llamac::buildLowerPipeline(OpPassManager &pm) {
   OpPassManager &fpm = pm.nest<func::FuncOp>();
   fpm.addPass(createLlmLowerToLrt());
   fpm.addPass(createLrtMemoryPlan());
+}
+
+void llamac::registerLlamacDialects(DialectRegistry &registry) {
+  registry.insert<llm::LlmDialect, lrt::LrtDialect, dist::DistDialect,
+                  func::FuncDialect, shard::ShardDialect>();
+  dist::registerExternalShardingRules(registry);
 }
 
 void llamac::registerTrainPipeline() {
@@ -52,6 +74,7 @@ void llamac::registerTrainPipeline() {
   PassPipelineRegistration<TrainPipelineOptions>(
       "llamac-train-pipeline",
       "Forward graph to training step: llm-autodiff, llm-grad-allreduce, "
-      "llm-optimizer, cse, canonicalize",
+      "llm-optimizer, llm-tensor-parallel, llm-sharding-propagation, "
+      "llm-spmd-partition, cse, canonicalize",
       buildTrainPipeline);
 }

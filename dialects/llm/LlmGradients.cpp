@@ -20,7 +20,8 @@ LogicalResult EmbeddingOp::buildGradient(OpBuilder &b,
   if (!resultGrads[0])
     return success();
   operandGrads[0] = EmbeddingGradOp::create(
-      b, getLoc(), getTable().getType(), resultGrads[0], getIds());
+      b, getLoc(), getTable().getType(), resultGrads[0], getIds(),
+      getShardAxesAttr());
   return success();
 }
 

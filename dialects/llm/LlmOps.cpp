@@ -431,3 +431,59 @@ LogicalResult LrScheduleOp::verify() {
            << " (or be 0 for no decay)";
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Ops of the partitioned program
+//===----------------------------------------------------------------------===//
+
+/// Row statistics are [rows...] = the logits' shape without the last dim.
+static LogicalResult expectRowShape(Operation *op, StringRef what, Value v,
+                                    Value logits) {
+  return expectShape(op, what, v, tensorOf(logits).getShape().drop_back());
+}
+
+LogicalResult RowMaxOp::verify() {
+  if (failed(verifyStatic(*this)))
+    return failure();
+  if (tensorOf(getLogits()).getRank() < 1)
+    return emitOpError("logits must have rank >= 1");
+  return expectRowShape(*this, "result", getResult(), getLogits());
+}
+
+LogicalResult RowSumExpOp::verify() {
+  if (failed(verifyStatic(*this)) ||
+      failed(expectRowShape(*this, "max", getMax(), getLogits())))
+    return failure();
+  return expectRowShape(*this, "result", getResult(), getLogits());
+}
+
+LogicalResult TargetLogitOp::verify() {
+  if (failed(verifyLogitsTargets(*this, getLogits(), getTargets(), 1)))
+    return failure();
+  return expectRowShape(*this, "result", getResult(), getLogits());
+}
+
+LogicalResult CrossEntropyFromStatsOp::verify() {
+  if (failed(verifyStatic(*this)))
+    return failure();
+  auto rows = tensorOf(getMax()).getShape();
+  if (failed(expectShape(*this, "sumexp", getSumexp(), rows)) ||
+      failed(expectShape(*this, "target", getTarget(), rows)))
+    return failure();
+  if (getNormalizer() <= 0)
+    return emitOpError("attribute 'normalizer' must be positive, got ")
+           << getNormalizer();
+  return success();
+}
+
+LogicalResult CrossEntropyGradFromStatsOp::verify() {
+  if (failed(verifyLogitsTargets(*this, getLogits(), getTargets(),
+                                 getNormalizer())) ||
+      failed(expectRowShape(*this, "max", getMax(), getLogits())) ||
+      failed(expectRowShape(*this, "sumexp", getSumexp(), getLogits())))
+    return failure();
+  return expectSameType(*this, "result", getResult(), getLogits().getType());
+}
+
+LogicalResult SumSquaresOp::verify() { return verifyNonEmpty(*this); }
+LogicalResult SqrtOp::verify() { return success(); }

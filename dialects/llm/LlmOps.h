@@ -2,6 +2,7 @@
 #ifndef LLAMAC_DIALECTS_LLM_LLMOPS_H
 #define LLAMAC_DIALECTS_LLM_LLMOPS_H
 
+#include "dialects/dist/DistDialect.h"
 #include "dialects/llm/LlmDialect.h"
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/IR/BuiltinTypes.h"

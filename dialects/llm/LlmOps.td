@@ -5,6 +5,7 @@
 
 include "LlmDialect.td"
 include "LlmInterfaces.td"
+include "dialects/dist/DistInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/IR/CommonAttrConstraints.td"
 include "mlir/IR/CommonTypeConstraints.td"
@@ -20,6 +21,13 @@ class Llm_PureOp<string mnemonic, list<Trait> traits = []>
   let assemblyFormat = "operands attr-dict `:` functional-type(operands, results)";
 }
 
+// Ops with a sharding rule (dialects/llm/LlmSharding.cpp); the second form
+// also brings its own partition() (local math that depends on the rank, or
+// collectives of its own).
+defvar ShardRule = DeclareOpInterfaceMethods<Dist_ShardingRuleOpInterface>;
+defvar ShardRuleAndPartition =
+    DeclareOpInterfaceMethods<Dist_ShardingRuleOpInterface, ["partition"]>;
+
 class Llm_DiffOp<string mnemonic, list<Trait> traits = []>
     : Llm_PureOp<mnemonic, !listconcat(traits,
         [DeclareOpInterfaceMethods<LlmGradientOpInterface>])>;
@@ -28,21 +36,28 @@ class Llm_DiffOp<string mnemonic, list<Trait> traits = []>
 // Model ops
 //===----------------------------------------------------------------------===//
 
-def Llm_EmbeddingOp : Llm_DiffOp<"embedding"> {
+def Llm_EmbeddingOp : Llm_DiffOp<"embedding", [ShardRuleAndPartition]> {
   let summary = "Token embedding lookup";
   let description = [{
     `result[b, t, :] = table[ids[b, t], :]`. The table is `[vocab, hidden]`.
+
+    After `llm-spmd-partition` of a vocab-parallel embedding, `shard_axes`
+    names the grid axes splitting the vocabulary: the local table holds rows
+    `[i * V_local, (i + 1) * V_local)` (i = this rank's index in the group
+    over those axes) and ids outside that range give zero rows, to be summed
+    over the group.
 
     ```mlir
     %h = llm.embedding %table, %ids
         : (tensor<32000x4096xf32>, tensor<2x128xi32>) -> tensor<2x128x4096xf32>
     ```
   }];
-  let arguments = (ins Llm_FloatTensor:$table, Llm_IdTensor:$ids);
+  let arguments = (ins Llm_FloatTensor:$table, Llm_IdTensor:$ids,
+                   OptionalAttr<DenseI64ArrayAttr>:$shard_axes);
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_RmsNormOp : Llm_DiffOp<"rms_norm"> {
+def Llm_RmsNormOp : Llm_DiffOp<"rms_norm", [ShardRule]> {
   let summary = "RMSNorm over the last dimension, statistics in fp32";
   let description = [{
     `result = weight * x * rsqrt(mean(x^2, -1) + eps)` (HF `LlamaRMSNorm`).
@@ -56,7 +71,7 @@ def Llm_RmsNormOp : Llm_DiffOp<"rms_norm"> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_LinearOp : Llm_DiffOp<"linear"> {
+def Llm_LinearOp : Llm_DiffOp<"linear", [ShardRule]> {
   let summary = "Linear layer without bias, HF weight layout [out, in]";
   let description = [{
     `result[..., n] = sum_k x[..., k] * weight[n, k]`
@@ -71,7 +86,7 @@ def Llm_LinearOp : Llm_DiffOp<"linear"> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_RopeOp : Llm_DiffOp<"rope"> {
+def Llm_RopeOp : Llm_DiffOp<"rope", [ShardRule]> {
   let summary = "Rotary position embedding, HF rotate_half layout";
   let description = [{
     Rotates each head of `x : [batch, seq, heads, head_dim]` by the angle
@@ -88,7 +103,7 @@ def Llm_RopeOp : Llm_DiffOp<"rope"> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_AttentionOp : Llm_DiffOp<"attention"> {
+def Llm_AttentionOp : Llm_DiffOp<"attention", [ShardRule]> {
   let summary = "Causal grouped-query scaled dot-product attention";
   let description = [{
     `q : [batch, seq, heads, head_dim]`, `k, v : [batch, seq, kv_heads,
@@ -108,7 +123,7 @@ def Llm_AttentionOp : Llm_DiffOp<"attention"> {
   let results = (outs Llm_FloatTensor:$out, RankedTensorOf<[F32]>:$lse);
 }
 
-def Llm_SwigluOp : Llm_DiffOp<"swiglu"> {
+def Llm_SwigluOp : Llm_DiffOp<"swiglu", [ShardRule]> {
   let summary = "SwiGLU gate: silu(gate) * up";
   let description = [{
     ```mlir
@@ -120,7 +135,7 @@ def Llm_SwigluOp : Llm_DiffOp<"swiglu"> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_AddOp : Llm_DiffOp<"add", [Commutative]> {
+def Llm_AddOp : Llm_DiffOp<"add", [Commutative, ShardRule]> {
   let summary = "Elementwise addition of two tensors of one type";
   let description = [{
     ```mlir
@@ -132,7 +147,7 @@ def Llm_AddOp : Llm_DiffOp<"add", [Commutative]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_ReshapeOp : Llm_DiffOp<"reshape"> {
+def Llm_ReshapeOp : Llm_DiffOp<"reshape", [ShardRule]> {
   let summary = "Row-major reshape to a type with the same element count";
   let description = [{
     ```mlir
@@ -143,7 +158,7 @@ def Llm_ReshapeOp : Llm_DiffOp<"reshape"> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_CrossEntropyOp : Llm_DiffOp<"cross_entropy"> {
+def Llm_CrossEntropyOp : Llm_DiffOp<"cross_entropy", [ShardRuleAndPartition]> {
   let summary = "Cross-entropy of logits against targets, as a fp32 scalar";
   let description = [{
     `result = (sum over rows of logsumexp(logits) - logits[target]) /
@@ -165,22 +180,25 @@ def Llm_CrossEntropyOp : Llm_DiffOp<"cross_entropy"> {
 // Gradient ops
 //===----------------------------------------------------------------------===//
 
-def Llm_EmbeddingGradOp : Llm_PureOp<"embedding_grad"> {
+def Llm_EmbeddingGradOp : Llm_PureOp<"embedding_grad", [ShardRuleAndPartition]> {
   let summary = "Gradient of the embedding table (scatter-add of rows)";
   let description = [{
     `result[v, :] = sum over (b, t) with ids[b, t] == v of grad[b, t, :]`.
-    The result type gives the vocabulary size.
+    The result type gives the vocabulary size. With `shard_axes` (see
+    `llm.embedding`), the result holds this rank's rows of the table gradient
+    and only ids in that range contribute.
 
     ```mlir
     %dt = llm.embedding_grad %dh, %ids
         : (tensor<2x8x64xf32>, tensor<2x8xi32>) -> tensor<100x64xf32>
     ```
   }];
-  let arguments = (ins Llm_FloatTensor:$grad, Llm_IdTensor:$ids);
+  let arguments = (ins Llm_FloatTensor:$grad, Llm_IdTensor:$ids,
+                   OptionalAttr<DenseI64ArrayAttr>:$shard_axes);
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_RmsNormGradOp : Llm_PureOp<"rms_norm_grad"> {
+def Llm_RmsNormGradOp : Llm_PureOp<"rms_norm_grad", [ShardRule]> {
   let summary = "Gradient of RMSNorm with respect to its input and weight";
   let description = [{
     ```mlir
@@ -194,7 +212,7 @@ def Llm_RmsNormGradOp : Llm_PureOp<"rms_norm_grad"> {
   let results = (outs Llm_FloatTensor:$dx, Llm_FloatTensor:$dweight);
 }
 
-def Llm_LinearGradInputOp : Llm_PureOp<"linear_grad_input"> {
+def Llm_LinearGradInputOp : Llm_PureOp<"linear_grad_input", [ShardRule]> {
   let summary = "Gradient of a linear layer with respect to its input";
   let description = [{
     `result[..., k] = sum_n grad[..., n] * weight[n, k]`.
@@ -208,7 +226,7 @@ def Llm_LinearGradInputOp : Llm_PureOp<"linear_grad_input"> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_LinearGradWeightOp : Llm_PureOp<"linear_grad_weight"> {
+def Llm_LinearGradWeightOp : Llm_PureOp<"linear_grad_weight", [ShardRule]> {
   let summary = "Gradient of a linear layer with respect to its weight";
   let description = [{
     `result[n, k] = sum over leading dims of grad[..., n] * x[..., k]`.
@@ -222,7 +240,7 @@ def Llm_LinearGradWeightOp : Llm_PureOp<"linear_grad_weight"> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_RopeGradOp : Llm_DiffOp<"rope_grad"> {
+def Llm_RopeGradOp : Llm_DiffOp<"rope_grad", [ShardRule]> {
   let summary = "Gradient of RoPE: the inverse rotation";
   let description = [{
     Applies the transpose of the rotation of `llm.rope` with the same
@@ -238,7 +256,7 @@ def Llm_RopeGradOp : Llm_DiffOp<"rope_grad"> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_AttentionGradOp : Llm_PureOp<"attention_grad"> {
+def Llm_AttentionGradOp : Llm_PureOp<"attention_grad", [ShardRule]> {
   let summary = "Gradient of causal GQA attention";
   let description = [{
     Takes the output gradient, the forward inputs, the forward output and its
@@ -260,7 +278,7 @@ def Llm_AttentionGradOp : Llm_PureOp<"attention_grad"> {
                       Llm_FloatTensor:$dv);
 }
 
-def Llm_SwigluGradOp : Llm_PureOp<"swiglu_grad"> {
+def Llm_SwigluGradOp : Llm_PureOp<"swiglu_grad", [ShardRule]> {
   let summary = "Gradient of SwiGLU with respect to gate and up";
   let description = [{
     ```mlir
@@ -274,7 +292,7 @@ def Llm_SwigluGradOp : Llm_PureOp<"swiglu_grad"> {
   let results = (outs Llm_FloatTensor:$dgate, Llm_FloatTensor:$dup);
 }
 
-def Llm_CrossEntropyGradOp : Llm_PureOp<"cross_entropy_grad"> {
+def Llm_CrossEntropyGradOp : Llm_PureOp<"cross_entropy_grad", [ShardRuleAndPartition]> {
   let summary = "Gradient of cross-entropy with respect to the logits";
   let description = [{
     `result = grad * (softmax(logits) - onehot(targets)) / normalizer`.
@@ -293,7 +311,7 @@ def Llm_CrossEntropyGradOp : Llm_PureOp<"cross_entropy_grad"> {
 // Training ops
 //===----------------------------------------------------------------------===//
 
-def Llm_ConstantOp : Llm_PureOp<"constant", [ConstantLike]> {
+def Llm_ConstantOp : Llm_PureOp<"constant", [ConstantLike, ShardRule]> {
   let summary = "A tensor filled with one value";
   let description = [{
     ```mlir
@@ -304,7 +322,7 @@ def Llm_ConstantOp : Llm_PureOp<"constant", [ConstantLike]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_AdamWOp : Llm_PureOp<"adamw"> {
+def Llm_AdamWOp : Llm_PureOp<"adamw", [ShardRule]> {
   let summary = "One AdamW update in torch.optim.AdamW semantics";
   let description = [{
     Decoupled weight decay `p *= 1 - lr * weight_decay`, then the bias-
@@ -329,7 +347,7 @@ def Llm_AdamWOp : Llm_PureOp<"adamw"> {
                       Llm_FloatTensor:$new_exp_avg_sq);
 }
 
-def Llm_GlobalNormOp : Llm_PureOp<"global_norm"> {
+def Llm_GlobalNormOp : Llm_PureOp<"global_norm", [ShardRuleAndPartition]> {
   let summary = "L2 norm over all elements of all operands, as fp32";
   let description = [{
     `sqrt(sum over tensors of sum(x^2))`, the total norm of
@@ -343,7 +361,7 @@ def Llm_GlobalNormOp : Llm_PureOp<"global_norm"> {
   let results = (outs Llm_Scalar:$result);
 }
 
-def Llm_ClipCoefOp : Llm_PureOp<"clip_coef"> {
+def Llm_ClipCoefOp : Llm_PureOp<"clip_coef", [ShardRule]> {
   let summary = "Clipping coefficient of clip_grad_norm_";
   let description = [{
     `result = min(1, max_norm / (norm + 1e-6))`.
@@ -356,7 +374,7 @@ def Llm_ClipCoefOp : Llm_PureOp<"clip_coef"> {
   let results = (outs Llm_Scalar:$result);
 }
 
-def Llm_ScaleOp : Llm_PureOp<"scale"> {
+def Llm_ScaleOp : Llm_PureOp<"scale", [ShardRule]> {
   let summary = "Multiply a tensor by a fp32 scalar tensor";
   let description = [{
     ```mlir
@@ -367,7 +385,7 @@ def Llm_ScaleOp : Llm_PureOp<"scale"> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_ClipByValueOp : Llm_PureOp<"clip_by_value"> {
+def Llm_ClipByValueOp : Llm_PureOp<"clip_by_value", [ShardRule]> {
   let summary = "Clamp every element to [-limit, limit]";
   let description = [{
     ```mlir
@@ -378,7 +396,7 @@ def Llm_ClipByValueOp : Llm_PureOp<"clip_by_value"> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_CastOp : Llm_PureOp<"cast"> {
+def Llm_CastOp : Llm_PureOp<"cast", [ShardRule]> {
   let summary = "Convert to another float element type (round to nearest even)";
   let description = [{
     ```mlir
@@ -400,7 +418,7 @@ def Llm_AllFiniteOp : Llm_PureOp<"all_finite"> {
   let results = (outs 0DTensorOf<[I1]>:$result);
 }
 
-def Llm_LrScheduleOp : Llm_PureOp<"lr_schedule"> {
+def Llm_LrScheduleOp : Llm_PureOp<"lr_schedule", [ShardRule]> {
   let summary = "Learning rate of a step: linear warmup then cosine decay";
   let description = [{
     For 0-based step `s`: `lr * (s + 1) / warmup_steps` while
@@ -416,6 +434,120 @@ def Llm_LrScheduleOp : Llm_PureOp<"lr_schedule"> {
   }];
   let arguments = (ins Llm_Step:$step, F64Attr:$lr, F64Attr:$min_lr,
                    I64Attr:$warmup_steps, I64Attr:$decay_steps);
+  let results = (outs Llm_Scalar:$result);
+}
+
+//===----------------------------------------------------------------------===//
+// Ops of the partitioned program (created by llm-spmd-partition)
+//===----------------------------------------------------------------------===//
+
+def Llm_RowMaxOp : Llm_PureOp<"row_max"> {
+  let summary = "Maximum over the last dimension";
+  let description = [{
+    First step of the vocab-parallel cross-entropy: the local maximum of each
+    row of logits, to be max-reduced over the vocabulary's grid axes.
+
+    ```mlir
+    %m = llm.row_max %logits : (tensor<2x8x50xf32>) -> tensor<2x8xf32>
+    ```
+  }];
+  let arguments = (ins Llm_FloatTensor:$logits);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+}
+
+def Llm_RowSumExpOp : Llm_PureOp<"row_sum_exp"> {
+  let summary = "Sum over the last dimension of exp(x - max)";
+  let description = [{
+    `result[r] = sum_j exp(logits[r, j] - max[r])`: the local part of the
+    softmax denominator, to be sum-reduced over the vocabulary's grid axes.
+
+    ```mlir
+    %s = llm.row_sum_exp %logits, %m
+        : (tensor<2x8x50xf32>, tensor<2x8xf32>) -> tensor<2x8xf32>
+    ```
+  }];
+  let arguments = (ins Llm_FloatTensor:$logits, RankedTensorOf<[F32]>:$max);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+}
+
+def Llm_TargetLogitOp : Llm_PureOp<"target_logit"> {
+  let summary = "The logit of each row's target (masked to a vocab shard)";
+  let description = [{
+    `result[r] = logits[r, targets[r] - offset]` when the target falls in
+    this rank's vocabulary range `[offset, offset + V_local)`, else 0, with
+    `offset = i * V_local` (i = this rank's index over `shard_axes`; 0 when
+    absent). Sum-reduced over those axes, it is the target logit.
+
+    ```mlir
+    %t = llm.target_logit %logits, %targets {shard_axes = array<i64: 2>}
+        : (tensor<2x8x50xf32>, tensor<2x8xi32>) -> tensor<2x8xf32>
+    ```
+  }];
+  let arguments = (ins Llm_FloatTensor:$logits, Llm_IdTensor:$targets,
+                   OptionalAttr<DenseI64ArrayAttr>:$shard_axes);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+}
+
+def Llm_CrossEntropyFromStatsOp : Llm_PureOp<"cross_entropy_from_stats"> {
+  let summary = "Cross-entropy from row max, sum of exponentials and target logit";
+  let description = [{
+    `result = sum_r (log(sumexp[r]) + max[r] - target[r]) / normalizer`.
+
+    ```mlir
+    %loss = llm.cross_entropy_from_stats %m, %s, %t {normalizer = 16 : i64}
+        : (tensor<2x8xf32>, tensor<2x8xf32>, tensor<2x8xf32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$max, RankedTensorOf<[F32]>:$sumexp,
+                   RankedTensorOf<[F32]>:$target, I64Attr:$normalizer);
+  let results = (outs Llm_Scalar:$loss);
+}
+
+def Llm_CrossEntropyGradFromStatsOp
+    : Llm_PureOp<"cross_entropy_grad_from_stats"> {
+  let summary = "Gradient of the vocab-parallel cross-entropy";
+  let description = [{
+    `result = grad / normalizer * (exp(logits - max) / sumexp -
+    onehot(targets - offset))` on this rank's vocabulary shard (offset as in
+    `llm.target_logit`).
+
+    ```mlir
+    %dl = llm.cross_entropy_grad_from_stats %one, %logits, %targets, %m, %s
+        {normalizer = 16 : i64, shard_axes = array<i64: 2>}
+        : (tensor<f32>, tensor<2x8x50xf32>, tensor<2x8xi32>, tensor<2x8xf32>,
+           tensor<2x8xf32>) -> tensor<2x8x50xf32>
+    ```
+  }];
+  let arguments = (ins Llm_Scalar:$grad, Llm_FloatTensor:$logits,
+                   Llm_IdTensor:$targets, RankedTensorOf<[F32]>:$max,
+                   RankedTensorOf<[F32]>:$sumexp, I64Attr:$normalizer,
+                   OptionalAttr<DenseI64ArrayAttr>:$shard_axes);
+  let results = (outs Llm_FloatTensor:$result);
+}
+
+def Llm_SumSquaresOp : Llm_PureOp<"sum_squares"> {
+  let summary = "Sum of squares over all elements of all operands, as fp32";
+  let description = [{
+    The global norm of tensors with different shardings is the square root of
+    the sum of per-sharding-group sums of squares, each reduced over the axes
+    its group is split on.
+
+    ```mlir
+    %s = llm.sum_squares %g0, %g1 : (tensor<32x64xf32>, tensor<64xf32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Variadic<Llm_FloatTensor>:$inputs);
+  let results = (outs Llm_Scalar:$result);
+}
+
+def Llm_SqrtOp : Llm_PureOp<"sqrt"> {
+  let summary = "Square root of a fp32 scalar";
+  let description = [{
+    ```mlir
+    %n = llm.sqrt %s : (tensor<f32>) -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Llm_Scalar:$x);
   let results = (outs Llm_Scalar:$result);
 }
 

@@ -1,5 +1,6 @@
 //===- ExportPlan.cpp - lrt program -> plan file --------------------------===//
 #include "dialects/lrt/ExportPlan.h"
+#include "dialects/dist/DistDialect.h"
 #include "dialects/lrt/LrtDialect.h"
 
 #include "plan/PlanFormat.h"
@@ -114,8 +115,31 @@ FailureOr<fb::Offset<plan::Program>> ProgramWriter::write(int rank) {
         param.empty() ? role : param);
     if (failed(t))
       return failure();
-    arguments.push_back(plan::CreateArgumentDirect(fbb, role.c_str(),
-                                                   param.c_str(), *t));
+    // A split argument holds one block of the full tensor (the runtime
+    // initialises, loads and saves full tensors block by block).
+    int32_t shardDim = -1;
+    std::vector<int64_t> shardAxes;
+    if (auto sharding = attrs ? attrs.getAs<dist::ShardingAttr>(
+                                    dist::kShardingAttr)
+                              : dist::ShardingAttr()) {
+      if (!sharding.getPartial().empty())
+        return func.emitError("argument #")
+               << arg.getArgNumber() << " holds partial sums " << sharding;
+      for (auto [d, dim] : llvm::enumerate(sharding.getDims())) {
+        if (dim.getAxes().empty())
+          continue;
+        if (shardDim >= 0)
+          return func.emitError("argument #")
+                 << arg.getArgNumber() << " (" << param
+                 << ") is split along more than one dimension " << sharding
+                 << "; the runtime keeps one split dimension per tensor";
+        shardDim = static_cast<int32_t>(d);
+        shardAxes.assign(dim.getAxes().begin(), dim.getAxes().end());
+      }
+    }
+    arguments.push_back(plan::CreateArgumentDirect(
+        fbb, role.c_str(), param.c_str(), *t, shardDim,
+        shardAxes.empty() ? nullptr : &shardAxes));
   }
 
   // 2. Instructions in program order.

@@ -6,6 +6,9 @@ Python, no third-party modules.
   same-losses:  the metrics of several runs (e.g. before and after a resume)
                 equal an uninterrupted run's bit for bit
   check-latest: DIR/latest names a complete, readable checkpoint
+  shapes:       name and shape of every weight of a checkpoint directory
+  tail-close:   the last N steps of a resumed run equal the uninterrupted
+                run's within a relative tolerance (another layout resumed)
   crash:        SIGKILLs `llamac run --save-every 1` repeatedly (while a save
                 is in progress, and at random times), checks the checkpoint
                 that `latest` names after every kill, resumes until the run
@@ -201,6 +204,36 @@ def crash(a):
     return 0 if ok else 1
 
 
+def shapes(a):
+    weights = check_safetensors(os.path.join(a.dir, "model.safetensors"))
+    moments = check_safetensors(os.path.join(a.dir, "optimizer.safetensors"))
+    for name in sorted(weights):
+        dtype, shape = weights[name]
+        assert moments.get(name + ".exp_avg") == (dtype, shape), name
+        print("%s %s" % (name, shape))
+    return 0
+
+
+def tail_close(a):
+    run, ref = read_metrics(a.run), read_metrics(a.reference)
+    steps = sorted(run)
+    if len(steps) != a.steps or any(s not in ref for s in steps):
+        print("expected %d resumed steps that the reference has, got %s"
+              % (a.steps, steps))
+        return 1
+    for step in steps:
+        for key in ("loss", "grad_norm"):
+            x, y = run[step][key], ref[step][key]
+            rel = abs(x - y) / max(abs(y), 1e-12)
+            print("step %d %s %.8f reference %.8f" % (step, key, x, y))
+            if rel > a.rtol or run[step]["lr"] != ref[step]["lr"]:
+                print("step %d: %s differs by %.3g (> %g)" % (step, key, rel, a.rtol))
+                return 1
+    print("%d resumed steps within %g of the uninterrupted run: OK"
+          % (a.steps, a.rtol))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -215,6 +248,13 @@ def main():
     s.add_argument("runs", nargs="+")
     c = sub.add_parser("check-latest")
     c.add_argument("dir")
+    h = sub.add_parser("shapes")
+    h.add_argument("dir")
+    t = sub.add_parser("tail-close")
+    t.add_argument("run")
+    t.add_argument("reference")
+    t.add_argument("steps", type=int)
+    t.add_argument("--rtol", type=float, default=1e-5)
     k = sub.add_parser("crash")
     for flag in ("--llamac", "--plan", "--data", "--dir", "--work", "--reference"):
         k.add_argument(flag, required=True)
@@ -227,7 +267,8 @@ def main():
                    help="most seconds between the first step and a random kill")
     a = ap.parse_args()
     return {"make-tokens": make_tokens, "same-losses": same_losses,
-            "check-latest": check_latest_cmd, "crash": crash}[a.cmd](a)
+            "check-latest": check_latest_cmd, "crash": crash, "shapes": shapes,
+            "tail-close": tail_close}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,8 @@
 
 int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
-  registry.insert<llamac::llm::LlmDialect, llamac::lrt::LrtDialect,
-                  mlir::func::FuncDialect,
-                  mlir::arith::ArithDialect, mlir::tensor::TensorDialect, mlir::shard::ShardDialect>();
+  llamac::registerLlamacDialects(registry);
+  registry.insert<mlir::arith::ArithDialect, mlir::tensor::TensorDialect>();
   llamac::registerLlamacPasses();
   llamac::registerTrainPipeline();
   mlir::registerCanonicalizerPass();

@@ -6,18 +6,23 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Compile.h"
+#include "Report.h"
 
 #include "dialects/llm/LlmDialect.h"
 #include "dialects/lrt/ExportPlan.h"
 #include "dialects/lrt/LrtDialect.h"
 #include "frontend/GraphBuilder.h"
 #include "model/LlamaConfig.h"
+#include "passes/PassUtils.h"
 #include "passes/Passes.h"
 
+#include "mlir/AsmParser/AsmParser.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -71,6 +76,65 @@ static void setPipelineOptions(const TrainOptions &t,
   o.dp = t.dp;
   o.tp = t.tp;
   o.pp = t.pp;
+  o.sequenceParallel = t.sequenceParallel;
+  o.shardingPasses = t.shardingPasses;
+}
+
+/// Applies `--shard NAME=SHARDING` to the parameters of @train_step.
+static LogicalResult applyShardFlags(ModuleOp module,
+                                     const std::vector<std::string> &flags,
+                                     std::string &error) {
+  auto func = *module.getOps<func::FuncOp>().begin();
+  for (const std::string &flag : flags) {
+    size_t eq = flag.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      error = "--shard '" + flag +
+              "': expected NAME=SHARDING, e.g. lm_head.weight=[{tp}, {}]";
+      return failure();
+    }
+    std::string name = flag.substr(0, eq), spec = flag.substr(eq + 1);
+    int index = -1;
+    for (unsigned i = 0; i < func.getNumArguments() && index < 0; ++i)
+      if (argParamName(func, i) == name)
+        index = static_cast<int>(i);
+    if (index < 0) {
+      error = "--shard '" + flag + "': the model has no parameter named '" +
+              name + "'";
+      return failure();
+    }
+    if (func.getArgAttr(index, dist::kShardingAttr)) {
+      error = "--shard '" + flag + "': parameter '" + name +
+              "' is annotated twice (conflicting user annotations)";
+      return failure();
+    }
+    std::string diag;
+    llvm::raw_string_ostream os(diag);
+    ScopedDiagnosticHandler handler(module.getContext(), [&](Diagnostic &d) {
+      os << d.str();
+      return success();
+    });
+    Attribute attr =
+        parseAttribute("#dist.sharding<" + spec + ">", module.getContext());
+    auto sharding = dyn_cast_or_null<dist::ShardingAttr>(attr);
+    auto type = cast<RankedTensorType>(func.getArgument(index).getType());
+    if (!sharding) {
+      error = "--shard '" + flag + "': invalid sharding '" + spec + "'" +
+              (diag.empty() ? "" : ": " + diag);
+      return failure();
+    }
+    if (sharding.getDims().size() != static_cast<size_t>(type.getRank())) {
+      error = "--shard '" + flag + "': '" + name + "' has rank " +
+              std::to_string(type.getRank()) + " but the sharding lists " +
+              std::to_string(sharding.getDims().size()) + " dimensions";
+      return failure();
+    }
+    if (sharding.getPriority() < 0)
+      sharding = dist::ShardingAttr::get(module.getContext(),
+                                         sharding.getDims(),
+                                         sharding.getPartial(), 0);
+    func.setArgAttr(index, dist::kShardingAttr, sharding);
+  }
+  return success();
 }
 
 /// The training configuration stored in the plan (docs/plan-format.md).
@@ -119,8 +183,10 @@ int llamac::runCompile(const CompileOptions &options) {
 
   // 2. The forward graph.
   MLIRContext context;
-  context.loadDialect<llm::LlmDialect, lrt::LrtDialect, func::FuncDialect,
-                      shard::ShardDialect>();
+  DialectRegistry registry;
+  registerLlamacDialects(registry);
+  context.appendDialectRegistry(registry);
+  context.loadAllAvailableDialects();
   GraphShape shape;
   shape.seqLen = train.seqLen;
   shape.batch = train.microBatch ? train.microBatch : train.globalBatch / train.dp;
@@ -132,7 +198,26 @@ int llamac::runCompile(const CompileOptions &options) {
   if (options.emit == "forward")
     return emitIR(*module, options.output);
 
-  // 3. The training pipeline: autodiff, optimizer, cleanup.
+  if (failed(applyShardFlags(*module, train.shards, error)))
+    return fail(error);
+
+  if (!train.shardingPasses.empty()) {
+    // User sharding passes are looked up by name, as llamac-opt does.
+    static bool registered = (registerLlamacPasses(), true);
+    (void)registered;
+    OpPassManager probe("builtin.module");
+    std::string why;
+    llvm::raw_string_ostream os(why);
+    if (failed(parsePassPipeline(train.shardingPasses, probe, os))) {
+      std::string line = why.substr(0, why.find('\n'));
+      if (size_t at = line.find("error: "); at != std::string::npos)
+        line = line.substr(at + 7);
+      return fail("--sharding-passes '" + train.shardingPasses +
+                  "': " + (line.empty() ? "not a pass pipeline" : line));
+    }
+  }
+
+  // 3. The training pipeline: autodiff, optimizer, sharding, cleanup.
   PassManager pm(&context);
   TrainPipelineOptions pipeline;
   setPipelineOptions(train, pipeline);
@@ -149,6 +234,9 @@ int llamac::runCompile(const CompileOptions &options) {
   if (failed(lower.run(*module)))
     return fail("lowering to the runtime failed (see the diagnostic above)");
   timer.done("lower + memory plan");
+  if (options.report)
+    printReport(*module->getOps<func::FuncOp>().begin(), config.name,
+                {train.pp, train.dp, train.tp}, llvm::outs());
   if (options.emit == "lrt")
     return emitIR(*module, options.output);
 

@@ -16,6 +16,8 @@ struct CompileOptions {
   std::string output;
   bool timing = false;
   bool quiet = false; ///< No summary line after writing the plan.
+  /// Print per-rank memory and the collectives of one step (--report).
+  bool report = false;
 };
 
 /// Runs the compiler; returns the process exit code. Errors are printed as

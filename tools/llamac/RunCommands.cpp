@@ -83,10 +83,22 @@ int llamac::runInspect(const std::string &planPath) {
               c.flopsPerToken(t.seqLen));
   for (const plan::Program *prog : *p.programs()) {
     std::map<std::string, int64_t> bytesByRole;
+    std::map<std::string, int> splitByAxes; // "dim 0 over tp" -> params
+    static const char *kAxis[] = {"pp", "dp", "tp"};
     for (const plan::Argument *arg : *prog->arguments()) {
       const plan::Tensor *tensor = prog->tensors()->Get(arg->tensor());
       bytesByRole[arg->role()->str()] +=
           exec::numElements(*tensor) * exec::dtypeBytes(tensor->dtype());
+      if (arg->shard_dim() >= 0 && arg->role()->str() == "param") {
+        std::string key = "dim " + std::to_string(arg->shard_dim()) + " over ";
+        if (arg->shard_axes())
+          for (size_t i = 0; i < arg->shard_axes()->size(); ++i) {
+            int64_t a = arg->shard_axes()->Get(i);
+            key += std::string(i ? "+" : "") +
+                   (a >= 0 && a < 3 ? kAxis[a] : "?");
+          }
+        ++splitByAxes[key];
+      }
     }
     std::map<std::string, int> kernels;
     for (const plan::Instr *instr : *prog->instrs())
@@ -98,6 +110,14 @@ int llamac::runInspect(const std::string &planPath) {
     for (auto &[role, bytes] : bytesByRole)
       std::printf("           %-8s %10.2f MiB\n", role.c_str(),
                   bytes / 1048576.0);
+    if (!splitByAxes.empty()) {
+      std::string split;
+      for (auto &[key, count] : splitByAxes)
+        split += (split.empty() ? "" : ", ") + std::to_string(count) +
+                 " split on " + key;
+      std::printf("           params:  %s (this rank holds one block)\n",
+                  split.c_str());
+    }
     std::string list;
     for (auto &[name, count] : kernels)
       list += (list.empty() ? "" : ", ") + name + " x" + std::to_string(count);

@@ -76,6 +76,18 @@ void TrainOptions::addFlags(CLI::App &app) {
   app.add_option("--dp", dp, "Data-parallel size")->check(kPositive);
   app.add_option("--tp", tp, "Tensor-parallel size")->check(kPositive);
   app.add_option("--pp", pp, "Pipeline-parallel size")->check(kPositive);
+  app.add_flag("--sequence-parallel", sequenceParallel,
+               "With --tp: split norms and residuals along the sequence "
+               "(Megatron-SP)");
+  app.add_option("--shard", shards,
+                 "Annotate a parameter: NAME=SHARDING, e.g. "
+                 "'lm_head.weight=[{}, {}]' (dims as in #dist.sharding; "
+                 "overrides the --tp plan; repeatable)");
+  app.add_option("--sharding-passes", shardingPasses,
+                 "Sharding passes to run before the --tp plan, as an MLIR "
+                 "pass pipeline on the module, e.g. "
+                 "llm-example-replicate-vocab (docs/guides/"
+                 "writing-a-sharding-pass.md)");
   app.add_option("--precision", precision, "Compute precision")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
 }
@@ -92,11 +104,20 @@ bool TrainOptions::validate(std::string &error) const {
             " (or be 0 for a constant rate)";
     return false;
   }
-  if (tp != 1 || pp != 1) {
+  if (pp != 1) {
     error = "layout dp=" + std::to_string(dp) + " tp=" + std::to_string(tp) +
             " pp=" + std::to_string(pp) +
-            " is not supported yet: tensor and pipeline parallelism are not "
-            "implemented (use --tp 1 --pp 1)";
+            " is not supported yet: pipeline parallelism is not implemented "
+            "(use --pp 1)";
+    return false;
+  }
+  if (sequenceParallel && tp == 1) {
+    error = "--sequence-parallel needs --tp > 1 (it splits the sequence over "
+            "the tensor-parallel ranks)";
+    return false;
+  }
+  if (!shards.empty() && tp == 1) {
+    error = "--shard needs --tp > 1 (the grid has no tp axis to split over)";
     return false;
   }
   if (globalBatch % dp != 0) {

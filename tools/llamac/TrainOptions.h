@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace llamac {
 
@@ -30,6 +31,11 @@ struct TrainOptions {
   double clipGradNorm = 1.0;
   double clipGradValue = 0.0;
   int64_t dp = 1, tp = 1, pp = 1;
+  bool sequenceParallel = false;
+  /// --shard NAME=SHARDING: user annotations of parameters (priority 0).
+  std::vector<std::string> shards;
+  /// --sharding-passes PIPELINE: user sharding passes before the --tp plan.
+  std::string shardingPasses;
   std::string precision = "fp32";
 
   /// Registers the flags on a CLI11 (sub)command.

@@ -74,6 +74,9 @@ int main(int argc, char **argv) {
   compileCmd->add_option("-o,--output", compile.output,
                          "Output file (default: stdout for IR; required for "
                          "--emit=plan)");
+  compileCmd->add_flag("--report", compile.report,
+                       "Print per-rank parameter, gradient, optimizer and "
+                       "arena bytes and every collective of a step");
   compileCmd->add_flag("--timing", compile.timing,
                        "Print compile time per phase");
 

@@ -1,0 +1,114 @@
+//===- DistDialect.td - The dist sharding dialect ----------*- tablegen -*-===//
+//
+// Our sharding representation (DESIGN.md B, "Sharding"): a per-dimension
+// assignment of device-grid axes plus partial-sum axes, open/closed
+// dimensions and annotation priorities; the op interface through which every
+// op states its factor-based sharding rule; and the one op users write to
+// pin a tensor's sharding. Collectives are upstream `shard` ops.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LLAMAC_DIST_DIALECT
+#define LLAMAC_DIST_DIALECT
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/CommonTypeConstraints.td"
+include "mlir/IR/OpBase.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+
+def Dist_Dialect : Dialect {
+  let name = "dist";
+  let summary = "Tensor shardings over the device grid, and sharding rules";
+  let description = [{
+    The device grid is `shard.grid @world(shape = PP x DP x TP)` with axes
+    named `pp`, `dp` and `tp` (DESIGN.md A4). A `#dist.sharding` says, for
+    each dimension of a tensor, which grid axes split it (major to minor), and
+    which axes hold *partial sums* of the tensor (each rank of the group has
+    an addend; the full value is their sum). Dimensions are closed unless
+    marked open (`?`): propagation may add axes to open dimensions only.
+    User annotations carry a priority (`p0` strongest).
+
+    Every op that can be sharded implements `ShardingRuleOpInterface`:
+    a factor-based rule (as in OpenXLA Shardy) that maps each operand and
+    result dimension to factors, and, where needed, its own local rewrite.
+    `llm-sharding-propagation` and `llm-spmd-partition` use only that
+    interface.
+  }];
+  let cppNamespace = "::llamac::dist";
+  let useDefaultAttributePrinterParser = 1;
+  let dependentDialects = ["::mlir::shard::ShardDialect"];
+}
+
+class Dist_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<Dist_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+def Dist_DimShardingAttr : Dist_Attr<"DimSharding", "dim"> {
+  let summary = "The grid axes splitting one tensor dimension";
+  let description = [{
+    `axes` are grid axis indices (0 = pp, 1 = dp, 2 = tp), major first.
+    `open` lets propagation add axes. Printed inside `#dist.sharding` as
+    `{tp}`, `{}` or `{?}` (open).
+  }];
+  let parameters = (ins ArrayRefParameter<"int16_t">:$axes, "bool":$open);
+  let assemblyFormat = "`<` `[` $axes `]` `,` $open `>`";
+}
+
+def Dist_ShardingAttr : Dist_Attr<"Sharding", "sharding"> {
+  let summary = "The sharding of a tensor over the device grid";
+  let description = [{
+    ```mlir
+    #dist.sharding<[{}, {tp} ]>              // columns split over tp
+    #dist.sharding<[{}, {?}, {} ], p1>       // open dim 1, priority 1
+    #dist.sharding<[{}, {}, {} ], partial = {tp}> // sums over tp pending
+    ```
+    `partial` axes are pending sum reductions. `priority` is -1 (none) for
+    propagated shardings and >= 0 for user annotations (0 strongest).
+  }];
+  let parameters = (ins ArrayRefParameter<"DimShardingAttr">:$dims,
+                        ArrayRefParameter<"int16_t">:$partial,
+                        "int64_t":$priority);
+  let hasCustomAssemblyFormat = 1;
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Grid axes splitting dimension `d`.
+    ::llvm::ArrayRef<int16_t> axes(unsigned d) const {
+      return getDims()[d].getAxes();
+    }
+    /// Every axis that splits some dimension.
+    ::llvm::SmallVector<int16_t> shardedAxes() const;
+    /// Whether no dimension is split and nothing is partial.
+    bool isReplicated() const;
+    /// The same sharding without pending partial sums and without priority.
+    ShardingAttr withoutPartial() const;
+    /// Fully replicated, closed, of rank `rank`.
+    static ShardingAttr replicated(::mlir::MLIRContext *ctx, unsigned rank);
+    /// From per-dimension axes (closed), partial axes and a priority.
+    static ShardingAttr get(::mlir::MLIRContext *ctx,
+                            ::llvm::ArrayRef<::llvm::SmallVector<int16_t>> dims,
+                            ::llvm::ArrayRef<int16_t> partial = {},
+                            int64_t priority = -1);
+  }];
+}
+
+def Dist_ConstraintOp : Op<Dist_Dialect, "constraint",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "Pin the sharding of a tensor";
+  let description = [{
+    The result is the operand, with the given sharding: propagation treats
+    it as an annotation of that priority, and `llm-spmd-partition` reshards
+    the operand to it (inserting collectives) and then removes the op.
+
+    ```mlir
+    %h1 = dist.constraint %h <[{}, {tp}, {} ], p2> : tensor<2x8x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, Dist_ShardingAttr:$sharding);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input custom<ShardingBody>($sharding) attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+#endif // LLAMAC_DIST_DIALECT

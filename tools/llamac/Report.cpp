@@ -1,0 +1,133 @@
+//===- Report.cpp - llamac compile --report -------------------------------===//
+//
+// Bytes moved per collective, with n ranks in the group and S the bytes of
+// the whole (unsplit) tensor:
+//   all_reduce     tensor S, a rank sends 2 (n - 1) / n * S (ring)
+//   all_gather     tensor S = output, a rank sends (n - 1) / n * S
+//   reduce_scatter tensor S = input,  a rank sends (n - 1) / n * S
+//   all_slice      no communication
+//
+//===----------------------------------------------------------------------===//
+#include "Report.h"
+
+#include "dialects/lrt/LrtDialect.h"
+#include "passes/PassUtils.h"
+
+#include "llvm/Support/Format.h"
+
+using namespace mlir;
+using namespace llamac;
+
+static int64_t bytesOf(Type type) {
+  auto t = cast<RankedTensorType>(type);
+  return t.getNumElements() *
+         std::max<int64_t>(1, t.getElementTypeBitWidth() / 8);
+}
+
+static std::string human(int64_t bytes) {
+  char buf[32];
+  if (bytes < 1024)
+    std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(bytes));
+  else if (bytes < (1 << 20))
+    std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024.0);
+  else if (bytes < (int64_t(1) << 30))
+    std::snprintf(buf, sizeof buf, "%.2f MiB", bytes / 1048576.0);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / 1073741824.0);
+  return buf;
+}
+
+static std::string shapeOf(Type type) {
+  auto t = cast<RankedTensorType>(type);
+  std::string s;
+  for (int64_t d : t.getShape())
+    s += (s.empty() ? "" : "x") + std::to_string(d);
+  if (s.empty())
+    s = "scalar";
+  std::string elt;
+  llvm::raw_string_ostream os(elt);
+  os << t.getElementType();
+  return s + " " + elt;
+}
+
+void llamac::printReport(func::FuncOp func, const std::string &model,
+                         const std::array<int64_t, 3> &grid,
+                         raw_ostream &os) {
+  static const char *kAxis[] = {"pp", "dp", "tp"};
+  int64_t ranks = grid[0] * grid[1] * grid[2];
+  os << "report: " << model << " on dp=" << grid[1] << " tp=" << grid[2]
+     << " pp=" << grid[0] << " (" << ranks
+     << (ranks == 1 ? " rank" : " ranks")
+     << "; every rank runs the same program)\n";
+
+  // 1. Memory of one rank.
+  int64_t params = 0, moments = 0, grads = 0;
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    auto role = func.getArgAttrOfType<StringAttr>(i, llm::kRoleAttr);
+    int64_t bytes = bytesOf(func.getArgument(i).getType());
+    if (role && role.getValue() == "param")
+      params += bytes;
+    else if (role && (role.getValue() == "adam_m" || role.getValue() == "adam_v"))
+      moments += bytes;
+  }
+  func.walk([&](lrt::KernelOp k) {
+    if (k.getKernel() == "adamw")
+      grads += bytesOf(k.getInputs()[1].getType());
+  });
+  int64_t arena = 0;
+  if (auto a = func->getAttrOfType<IntegerAttr>(lrt::kArenaBytesAttr))
+    arena = a.getInt();
+  os << "per rank:\n";
+  os << llvm::format("  %-18s %12s\n", "parameters", human(params).c_str());
+  os << llvm::format("  %-18s %12s   (the AdamW inputs, in the arena)\n",
+                     "gradients", human(grads).c_str());
+  os << llvm::format("  %-18s %12s   (AdamW exp_avg + exp_avg_sq)\n",
+                     "optimizer state", human(moments).c_str());
+  os << llvm::format("  %-18s %12s   (activations, gradients, temporaries)\n",
+                     "activation arena", human(arena).c_str());
+
+  // 2. Collectives of one step, in program order.
+  os << "collectives per step (program order; bytes = whole tensor, sent = "
+        "bytes one rank sends, ring algorithms):\n";
+  os << llvm::format("  %3s  %-18s %-10s %-16s %12s %12s  %s\n", "#", "kind",
+                     "group", "tensor", "bytes", "sent", "before");
+  int count = 0;
+  int64_t totalBytes = 0, totalSent = 0;
+  func.walk([&](lrt::KernelOp k) {
+    StringRef kind = k.getKernel();
+    if (kind != "all_reduce" && kind != "all_gather" &&
+        kind != "reduce_scatter" && kind != "all_slice")
+      return;
+    auto axes = k.getParams().getAs<DenseI64ArrayAttr>("grid_axes");
+    int64_t n = 1;
+    std::string group;
+    for (int64_t a : axes.asArrayRef()) {
+      n *= grid[a];
+      group += (group.empty() ? "" : "+") + std::string(kAxis[a]);
+    }
+    group += "(" + std::to_string(n) + ")";
+    std::string label = kind.str();
+    if (auto r = k.getParams().getAs<StringAttr>("reduction"))
+      label += " " + r.getValue().str();
+    Type whole = kind == "all_gather" ? k.getOutputs()[0].getType()
+                                      : k.getInputs()[0].getType();
+    int64_t bytes = bytesOf(whole);
+    int64_t sent = 0;
+    if (kind == "all_reduce")
+      sent = 2 * (n - 1) * bytes / n;
+    else if (kind != "all_slice")
+      sent = (n - 1) * bytes / n;
+    std::string at;
+    if (auto name = dyn_cast<NameLoc>(k.getLoc()))
+      at = name.getName().str();
+    os << llvm::format("  %3d  %-18s %-10s %-16s %12lld %12lld  %s\n",
+                       ++count, label.c_str(), group.c_str(),
+                       shapeOf(whole).c_str(), static_cast<long long>(bytes),
+                       static_cast<long long>(sent), at.c_str());
+    totalBytes += bytes;
+    totalSent += sent;
+  });
+  os << "total per step: " << count << " collectives, "
+     << human(totalBytes) << " of tensors (" << totalBytes << " bytes), "
+     << human(totalSent) << " sent per rank (" << totalSent << " bytes)\n";
+}
