@@ -75,6 +75,78 @@ bool Comm::checkGatherArguments(const char *what, const void *send,
   return true;
 }
 
+bool Comm::checkAllReduceArguments(const char *what, const void *data,
+                                   int64_t count,
+                                   const std::vector<int> &gridAxes,
+                                   AxisMask &mask, std::string &error) {
+  if (!gridAxesMask(gridAxes, mask, error)) {
+    error = std::string(what) + " over grid axes " + error;
+    return false;
+  }
+  if (count < 0 || (count > 0 && !data)) {
+    error = std::string(what) + " of " + std::to_string(count) +
+            " elements at " + (data ? "a buffer" : "null") +
+            ", expected count >= 0 and a buffer";
+    return false;
+  }
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Started all-reduces, by default: done at their wait
+//===----------------------------------------------------------------------===//
+
+bool Comm::allReduceStart(void *data, int64_t count, DType dtype,
+                          Reduction reduction, const std::vector<int> &gridAxes,
+                          Ticket &ticket, std::string &error) {
+  ticket = kNoTicket;
+  AxisMask mask;
+  if (!checkAllReduceArguments("all_reduce", data, count, gridAxes, mask,
+                               error))
+    return false;
+  if (!hasGrid()) {
+    error = "all_reduce before setGrid(): no device grid for the " +
+            std::to_string(size()) + " ranks";
+    return false;
+  }
+  if (count == 0 || grid_.groupSize(mask) == 1)
+    return true;
+  ticket = nextTicket_++;
+  deferred_.push_back(
+      {ticket, data, count, dtype, reduction, gridAxes, /*done=*/false});
+  return true;
+}
+
+bool Comm::allReduceWait(Ticket ticket, AsyncTiming *timing,
+                         std::string &error) {
+  if (timing)
+    *timing = AsyncTiming();
+  if (ticket == kNoTicket)
+    return true;
+  auto it = deferred_.begin();
+  while (it != deferred_.end() && it->ticket != ticket)
+    ++it;
+  if (it == deferred_.end()) {
+    error = "wait for all_reduce ticket " + std::to_string(ticket) +
+            ", which is not in flight (never started, or already waited for)";
+    return false;
+  }
+  // In the order they were started, as the ranks agreed: the earlier ones
+  // first (their own waits then find them done).
+  for (auto d = deferred_.begin(); d <= it; ++d) {
+    if (d->done)
+      continue;
+    d->done = true;
+    if (!allReduce(d->data, d->count, d->dtype, d->reduction, d->gridAxes,
+                   error)) {
+      deferred_.erase(it);
+      return false;
+    }
+  }
+  deferred_.erase(it);
+  return true;
+}
+
 //===----------------------------------------------------------------------===//
 // LocalComm
 //===----------------------------------------------------------------------===//
@@ -95,16 +167,9 @@ bool LocalComm::allReduce(void *data, int64_t count, DType dtype,
   (void)dtype;
   (void)reduction;
   AxisMask mask;
-  if (!gridAxesMask(gridAxes, mask, error)) {
-    error = "all_reduce over grid axes " + error;
-    return false;
-  }
-  if (count < 0 || (count > 0 && !data)) {
-    error = "all_reduce of " + std::to_string(count) + " elements at " +
-            (data ? "a buffer" : "null") + ", expected count >= 0 and a buffer";
-    return false;
-  }
-  return true; // The reduction over one rank is the identity.
+  // The reduction over one rank is the identity.
+  return checkAllReduceArguments("all_reduce", data, count, gridAxes, mask,
+                                 error);
 }
 
 bool LocalComm::allGather(const void *send, void *recv, int64_t count,

@@ -27,7 +27,13 @@
 // (rank 0's metrics and checkpoints); then setGrid() once the plan's layout
 // is known to match the world size.
 //
+// Asynchronous all-reduces (allReduceStart / allReduceWait, the gradient
+// buckets of data parallelism): MpiComm runs them on a communication thread
+// of its own (comm/CommThread.h) while the caller goes on computing; the
+// other communicators do them at the wait (the default below).
+//
 // Not thread-safe: call from one thread (the one that runs the executor).
+// The communication thread is internal to MpiComm.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LLAMAC_RUNTIME_COMM_COMM_H
@@ -35,6 +41,7 @@
 
 #include "comm/Grid.h"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -54,6 +61,22 @@ enum class Reduction : uint8_t { Sum, Max, Min };
 const char *reductionName(Reduction reduction);
 /// Parses "sum" | "max" | "min"; false for anything else.
 bool parseReduction(const std::string &name, Reduction &out);
+
+/// An all-reduce in flight: allReduceStart() gives it, allReduceWait()
+/// completes it. kNoTicket stands for one that needs no communication.
+using Ticket = uint64_t;
+constexpr Ticket kNoTicket = 0;
+
+/// When a started all-reduce ran (steady clock), for traces.
+struct AsyncTiming {
+  /// Whether it ran on the communication thread; false when allReduceWait
+  /// did it on the caller's thread, or when there was nothing to
+  /// communicate. The times below are set only when true.
+  bool threaded = false;
+  /// allReduceStart() posted it; the thread began and ended the reduction
+  /// (begin - posted: the time it queued behind earlier ones).
+  std::chrono::steady_clock::time_point posted, begin, end;
+};
 
 class Comm {
 public:
@@ -112,6 +135,37 @@ public:
                              const std::vector<int> &gridAxes,
                              std::string &error) = 0;
 
+  /// Starts the in-place allReduce() of `data` (the same arguments and
+  /// result) and returns at once with its `ticket`; allReduceWait(ticket)
+  /// completes it. Until then `data` must be neither read nor written.
+  /// Started all-reduces run one at a time in the order they were started,
+  /// so every rank of a group starts them in the same order (as for any
+  /// collective); they never interleave with the synchronous collectives,
+  /// which may be called meanwhile. A group of one rank or count == 0 gives
+  /// kNoTicket.
+  ///  - MpiComm with MPI_THREAD_MULTIPLE: a communication thread runs them
+  ///    on communicators of their own, overlapping the caller's work.
+  ///  - Otherwise (this default: LocalComm, MPI without threads, test
+  ///    communicators): the request is recorded and allReduceWait() runs
+  ///    allReduce() for it, after every earlier request still pending.
+  /// Equivalent to: MPI_Iallreduce / ncclAllReduce on a communication
+  /// stream.
+  virtual bool allReduceStart(void *data, int64_t count, DType dtype,
+                              Reduction reduction,
+                              const std::vector<int> &gridAxes, Ticket &ticket,
+                              std::string &error);
+  /// Blocks until the all-reduce of `ticket` is complete (kNoTicket: at
+  /// once). Every ticket is waited for exactly once; `timing` (may be null)
+  /// says when it ran. False with `error` when it failed or the ticket is
+  /// unknown; a failed reduction leaves the communicator unusable.
+  /// Equivalent to: MPI_Wait / cudaStreamWaitEvent on the communication
+  /// stream.
+  virtual bool allReduceWait(Ticket ticket, AsyncTiming *timing,
+                             std::string &error);
+  /// Whether started all-reduces overlap the caller's work (run on a
+  /// communication thread), for logs.
+  virtual bool overlapsAllReduce() const { return false; }
+
   /// This rank's place in its group over `mask`: its group index and the
   /// group's size (pure arithmetic on the grid; Grid::groupIndex).
   /// Precondition: hasGrid().
@@ -162,7 +216,29 @@ protected:
                                    const std::vector<int> &gridAxes,
                                    AxisMask &mask, std::string &error);
 
+  /// Checks allReduce()'s arguments (`what` prefixes the error) and
+  /// returns the mask of `gridAxes`.
+  static bool checkAllReduceArguments(const char *what, const void *data,
+                                      int64_t count,
+                                      const std::vector<int> &gridAxes,
+                                      AxisMask &mask, std::string &error);
+
   Grid grid_;
+
+private:
+  /// The default allReduceStart(): requests waiting for their
+  /// allReduceWait(), in ticket order.
+  struct Deferred {
+    Ticket ticket;
+    void *data;
+    int64_t count;
+    DType dtype;
+    Reduction reduction;
+    std::vector<int> gridAxes;
+    bool done;
+  };
+  std::vector<Deferred> deferred_;
+  Ticket nextTicket_ = kNoTicket + 1;
 };
 
 /// One process alone: rank 0 of 1. Collectives check their arguments and

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -291,10 +292,19 @@ std::string TrainerState::toJson() const {
   j["step"] = step;
   // A3: the sequences of step s are a pure function of s, B and T.
   j["data_position"] = step;
+  j["optimizer_step"] = optimizerStep;
   j["global_batch_size"] = globalBatchSize;
   j["seq_len"] = seqLen;
   j["seed"] = seed;
-  j["loss_scale"] = nullptr; // No loss scaling yet.
+  if (hasLossScale) {
+    ordered_json scaler;
+    scaler["scale"] = lossScale.scale;
+    scaler["growth_tracker"] = lossScale.growthTracker;
+    scaler["hysteresis"] = lossScale.hysteresis;
+    j["loss_scale"] = scaler;
+  } else {
+    j["loss_scale"] = nullptr;
+  }
   j["train_config"] = train;
   return j.dump(2) + "\n";
 }
@@ -334,6 +344,50 @@ bool TrainerState::fromJson(const std::string &text, const std::string &source,
     return false;
   }
   s.seed = seed->get<uint64_t>();
+  s.optimizerStep = s.step;
+  if (j.contains("optimizer_step")) {
+    if (!readInt(j, "optimizer_step", 0, source, s.optimizerStep, error))
+      return false;
+    if (s.optimizerStep > s.step) {
+      error = source + ": optimizer_step " + std::to_string(s.optimizerStep) +
+              " > step " + std::to_string(s.step) +
+              " (steps skipped by loss scaling make it smaller, never larger)";
+      return false;
+    }
+  }
+  auto scaler = j.find("loss_scale");
+  if (scaler != j.end() && !scaler->is_null()) {
+    const std::string field = source + ": field 'loss_scale";
+    if (!scaler->is_object()) {
+      error = field + "' must be an object or null, got " + scaler->dump();
+      return false;
+    }
+    auto scale = scaler->find("scale");
+    if (scale == scaler->end() || !scale->is_number() ||
+        !(scale->get<double>() > 0) || !std::isfinite(scale->get<double>())) {
+      error = field + ".scale' must be a finite number > 0, got " +
+              (scale == scaler->end() ? std::string("nothing") : scale->dump());
+      return false;
+    }
+    s.hasLossScale = true;
+    s.lossScale.scale = scale->get<double>();
+    const std::pair<const char *, int64_t *> counters[] = {
+        {"growth_tracker", &s.lossScale.growthTracker},
+        {"hysteresis", &s.lossScale.hysteresis}};
+    for (const auto &[name, value] : counters) {
+      const int64_t minimum = 0; // a spent hysteresis counter is 0
+      auto it = scaler->find(name);
+      if (it == scaler->end() || !it->is_number_integer() ||
+          it->get<int64_t>() < minimum) {
+        error = field + "." + name +
+                "' must be an integer >= " + std::to_string(minimum) +
+                ", got " +
+                (it == scaler->end() ? std::string("nothing") : it->dump());
+        return false;
+      }
+      *value = it->get<int64_t>();
+    }
+  }
   auto train = j.find("train_config");
   if (train != j.end() && train->is_object())
     s.trainConfigJson = train->dump();
@@ -636,7 +690,7 @@ bool loadCheckpoint(const std::string &path, Executor &exec,
         }))
       return false;
   if (int64_t *step = static_cast<int64_t *>(exec.argument("step")))
-    *step = loaded.step;
+    *step = loaded.optimizerStep;
   state = loaded;
   return true;
 }

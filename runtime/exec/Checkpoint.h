@@ -44,18 +44,21 @@
 // every expected tensor with its shape and dtype F32, nothing unexpected).
 // Errors are one line naming the file, the field or tensor, and the values.
 //
-// NOTE: the data order is a pure function of the step (A3), so the data
-// position is the step; the model has no dropout, so there is no RNG state to
-// save beyond the seed of the initialisation. A checkpoint's train config
-// (lr, schedule, ...) is recorded but not compared: resuming with another
-// schedule is allowed; another global batch or sequence length is not, since
-// the data position would mean other tokens.
+// NOTE: the data order is a pure function of the iteration (A3), so the data
+// position is the step (the iteration count: one global batch each, also
+// when loss scaling skipped the update); the optimizer step and the loss
+// scaler are saved beside it. The model has no dropout, so there is no RNG
+// state to save beyond the seed of the initialisation. A checkpoint's train
+// config (lr, schedule, ...) is recorded but not compared: resuming with
+// another schedule is allowed; another global batch or sequence length is not,
+// since the data position would mean other tokens.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LLAMAC_RUNTIME_EXEC_CHECKPOINT_H
 #define LLAMAC_RUNTIME_EXEC_CHECKPOINT_H
 
 #include "exec/Executor.h"
+#include "exec/LossScale.h"
 #include "exec/PlanLoader.h"
 #include "model/LlamaConfig.h"
 
@@ -79,18 +82,30 @@ constexpr const char *kConfigName = "config.json";
 
 /// trainer_state.json: everything besides tensors that a resume needs.
 ///   {"format_version": 1, "step": 10, "data_position": 10,
-///    "global_batch_size": 4, "seq_len": 128, "seed": 1234,
-///    "loss_scale": null, "train_config": {...}}
+///    "optimizer_step": 9, "global_batch_size": 4, "seq_len": 128,
+///    "seed": 1234, "loss_scale": null, "train_config": {...}}
+/// `step` counts the iterations run (each read one global batch: the data
+/// position); `optimizer_step` the updates applied, which is fewer when
+/// loss scaling skipped some (it is the plan's `step` argument: the LR
+/// schedule and AdamW's bias correction). "loss_scale" is the scaler's
+/// state with loss scaling,
+///   {"scale": 32768.0, "growth_tracker": 12, "hysteresis": 1},
+/// and null without. A file without "optimizer_step" (written before it
+/// existed) means optimizer_step = step.
 struct TrainerState {
-  int64_t step = 0;            ///< Completed optimizer steps.
+  int64_t step = 0;            ///< Completed iterations (= data position).
+  int64_t optimizerStep = 0;   ///< Applied optimizer steps (<= step).
   int64_t globalBatchSize = 0; ///< The data position's unit (A3).
   int64_t seqLen = 0;
   uint64_t seed = 0;           ///< Seed of the initialisation.
   std::string trainConfigJson; ///< The plan's train config (JSON object).
+  bool hasLossScale = false;   ///< Whether lossScale holds a state.
+  LossScaleState lossScale;
 
   std::string toJson() const;
-  /// Parses and checks the fields (data_position == step, version);
-  /// `source` names the file in errors.
+  /// Parses and checks the fields (data_position == step, version,
+  /// optimizer_step in [0, step], the loss scale state); `source` names the
+  /// file in errors.
   static bool fromJson(const std::string &text, const std::string &source,
                        TrainerState &out, std::string &error);
 };
@@ -159,7 +174,8 @@ bool resolveLatest(const std::string &dir, std::string &checkpointPath,
 
 /// Validates the checkpoint at `path` against the plan (`model`, `train`,
 /// the executor's arguments) and only then loads weights, moments and the
-/// step counter into `exec`, and the trainer state into `state`. Sharded
+/// step counter (the optimizer step) into `exec`, and the trainer state
+/// into `state`. Sharded
 /// arguments take their block of the full tensors (whatever the layout
 /// that saved them). Not collective. Precondition: checkPlanParameters()
 /// succeeded.

@@ -17,7 +17,67 @@ namespace llamac {
 namespace exec {
 
 namespace k = llamac::kernels;
+using plan::DType;
 using plan::Storage;
+
+namespace {
+
+bool isLowPrecision(DType dtype) {
+  return dtype == DType::BF16 || dtype == DType::F16;
+}
+
+/// y = x converted from `from` to `to` (float dtypes), rounding to nearest
+/// even; the same dtype is a copy.
+void castTensor(const void *x, DType from, void *y, DType to, int64_t n) {
+  if (from == to) {
+    std::memcpy(y, x, static_cast<size_t>(n * dtypeBytes(from)));
+    return;
+  }
+  const auto *f32 = static_cast<const float *>(x);
+  const auto *f64 = static_cast<const double *>(x);
+  const auto *u16 = static_cast<const uint16_t *>(x);
+  auto *yF32 = static_cast<float *>(y);
+  auto *yF64 = static_cast<double *>(y);
+  auto *yU16 = static_cast<uint16_t *>(y);
+  switch (from) {
+  case DType::F32:
+    if (to == DType::BF16)
+      k::castF32ToBf16(f32, yU16, n);
+    else if (to == DType::F16)
+      k::castF32ToF16(f32, yU16, n);
+    else
+      k::castF32ToF64(f32, yF64, n);
+    return;
+  case DType::BF16:
+    if (to == DType::F32)
+      k::castBf16ToF32(u16, yF32, n);
+    else if (to == DType::F16)
+      k::castBf16ToF16(u16, yU16, n);
+    else
+      k::castBf16ToF64(u16, yF64, n);
+    return;
+  case DType::F16:
+    if (to == DType::F32)
+      k::castF16ToF32(u16, yF32, n);
+    else if (to == DType::BF16)
+      k::castF16ToBf16(u16, yU16, n);
+    else
+      k::castF16ToF64(u16, yF64, n);
+    return;
+  case DType::F64:
+    if (to == DType::F32)
+      k::castF64ToF32(f64, yF32, n);
+    else if (to == DType::BF16)
+      k::castF64ToBf16(f64, yU16, n);
+    else
+      k::castF64ToF16(f64, yU16, n);
+    return;
+  default: // Not a float dtype: the verifier rejects it.
+    return;
+  }
+}
+
+} // namespace
 
 double scheduledLearningRate(int64_t step, double lr, double minLr,
                              int64_t warmupSteps, int64_t decaySteps) {
@@ -81,17 +141,34 @@ static comm::Comm &singleRank() {
   return local;
 }
 
+Executor::~Executor() { drainBuckets(); }
+
+void Executor::drainBuckets() {
+  for (Bucket &b : buckets_) {
+    if (!b.inFlight)
+      continue;
+    b.inFlight = false;
+    std::string ignored; // The run already failed with its own error.
+    comm_->allReduceWait(b.ticket, nullptr, ignored);
+  }
+}
+
 bool Executor::init(const plan::Program &program, comm::Comm *comm,
                     std::string &error) {
+  drainBuckets(); // Before the memory of a previous init() goes.
   program_ = &program;
   comm_ = comm ? comm : &singleRank();
   arenaBytes_ = program.arena_bytes();
   arguments_.clear();
   allocations_.clear();
   ops_.clear();
-  normOperands_.clear();
+  listOperands_.clear();
+  conversions_.clear();
+  conversionScratch_ = nullptr;
+  conversionBytes_ = 0;
   groupAxes_.clear();
   shards_.clear();
+  buckets_.clear();
   scratch_ = nullptr;
   scratchBytes_ = 0;
 
@@ -146,6 +223,26 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
     shards_.push_back(std::move(shard));
   }
 
+  // Updated state that lives in the arena goes back into its argument
+  // (the verifier checked shapes and dtypes).
+  copyBacks_.clear();
+  if (program.results()) {
+    for (const plan::Result *res : *program.results()) {
+      std::string role = res->role() ? res->role()->str() : "";
+      if (role.rfind("new_", 0) != 0)
+        continue;
+      const plan::Tensor &t = *program.tensors()->Get(res->tensor());
+      if (t.storage() != Storage::Arena)
+        continue;
+      int owner = findArgument(role.substr(4),
+                               res->param() ? res->param()->str() : "");
+      if (owner >= 0)
+        copyBacks_.push_back({tensorPointer(res->tensor()),
+                              arguments_[owner].data,
+                              static_cast<size_t>(arguments_[owner].bytes)});
+    }
+  }
+
   // 2. Instructions: kernel enum, operand pointers, sizes, attributes.
   if (!program.instrs())
     return true;
@@ -170,14 +267,19 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
       return t.shape()->Get(i < 0 ? r + i : i);
     };
     int nin = instr->inputs() ? instr->inputs()->size() : 0;
-    if (op.kernel == Kernel::GlobalNorm || op.kernel == Kernel::SumSquares) {
-      op.normBegin = static_cast<int32_t>(normOperands_.size());
-      op.normCount = nin;
+    if (op.kernel == Kernel::GlobalNorm || op.kernel == Kernel::SumSquares ||
+        op.kernel == Kernel::AllFinite) {
+      op.listBegin = static_cast<int32_t>(listOperands_.size());
+      op.listCount = nin;
       for (int i = 0; i < nin; ++i)
-        normOperands_.push_back(
-            {static_cast<const float *>(
-                 tensorPointer(instr->inputs()->Get(i))),
-             numElements(inT(i))});
+        listOperands_.push_back({tensorPointer(instr->inputs()->Get(i)),
+                                 numElements(inT(i)), inT(i).dtype()});
+    } else if (op.kernel == Kernel::BucketAllReduceStart ||
+               op.kernel == Kernel::BucketAllReduceWait) {
+      // One contiguous f32 span, in place (verified): its start and size.
+      op.in[0] = op.out[0] = tensorPointer(instr->inputs()->Get(0));
+      for (int i = 0; i < nin; ++i)
+        op.size[0] += numElements(inT(i));
     } else {
       for (int i = 0; i < nin; ++i)
         op.in[i] = tensorPointer(instr->inputs()->Get(i));
@@ -279,6 +381,30 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
       if (!resolveBlocks(op, inT(0), outT(0), error))
         return false;
       break;
+    case Kernel::BucketAllReduceStart: { // n, axes index, reduction, bucket
+      s[1] = static_cast<int64_t>(groupAxes_.size());
+      comm::Reduction reduction = comm::Reduction::Sum;
+      comm::parseReduction(op.attrs.text[1]->str(), reduction); // Verified.
+      s[2] = static_cast<int64_t>(reduction);
+      groupAxes_.emplace_back(op.attrs.list[0]->begin(),
+                              op.attrs.list[0]->end());
+      if (!comm_->hasGrid()) {
+        error =
+            instrError(op, "the communicator (" + std::string(comm_->name()) +
+                               ", " + std::to_string(comm_->size()) +
+                               " ranks) has no device grid");
+        return false;
+      }
+      s[3] = static_cast<int64_t>(buckets_.size());
+      buckets_.push_back({op.attrs.integer[2], op.instr});
+      break;
+    }
+    case Kernel::BucketAllReduceWait: // n, -, -, bucket
+      // The verifier matched it with an earlier start.
+      for (size_t b = 0; b < buckets_.size(); ++b)
+        if (buckets_[b].id == op.attrs.integer[0])
+          s[3] = static_cast<int64_t>(b);
+      break;
     case Kernel::RowMax:
     case Kernel::RowSumExp:
     case Kernel::TargetLogit: // rows, v, first column
@@ -297,13 +423,20 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
       if (!shardBegin(op, 1, s[1], s[2], error))
         return false;
       break;
+    case Kernel::Cast: // n, from, to
+      s[0] = numElements(inT(0));
+      s[1] = static_cast<int64_t>(inT(0).dtype());
+      s[2] = static_cast<int64_t>(outT(0).dtype());
+      break;
     case Kernel::GlobalNorm:
     case Kernel::SumSquares:
+    case Kernel::AllFinite:
     case Kernel::Sqrt:
     case Kernel::ClipCoef:
     case Kernel::LrSchedule:
       break;
     }
+    planConversions(op, *instr);
     ops_.push_back(op);
   }
   if (scratchBytes_ > 0 &&
@@ -311,7 +444,107 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
             allocate(scratchBytes_,
                      "the all_gather / reduce_scatter scratch buffer", error)))
     return false;
+
+  // 3. The f32 copies of 16-bit operands: one buffer that every instruction
+  // reuses, and the operand pointers into it.
+  if (conversionBytes_ > 0) {
+    if (!(conversionScratch_ = allocate(
+              conversionBytes_, "the f32 copies of bf16/f16 operands", error)))
+      return false;
+    char *base = static_cast<char *>(conversionScratch_);
+    for (Op &op : ops_) {
+      for (int32_t c = 0; c < op.widenCount + op.narrowCount; ++c) {
+        Conversion &conv = conversions_[op.convBegin + c];
+        void *copy = base + conv.offset;
+        if (c < op.widenCount) {
+          conv.to = copy;
+          op.in[conv.operand] = copy;
+        } else {
+          conv.from = copy;
+          op.out[conv.operand] = copy;
+        }
+      }
+    }
+  }
   return true;
+}
+
+void Executor::planConversions(Op &op, const plan::Instr &instr) {
+  // cast and all_finite read their operands as they are; the f32-only
+  // kernels have none in 16 bits (verified).
+  if (op.kernel == Kernel::Cast || op.kernel == Kernel::AllFinite ||
+      op.kernel == Kernel::GlobalNorm || op.kernel == Kernel::SumSquares ||
+      op.kernel == Kernel::BucketAllReduceStart ||
+      op.kernel == Kernel::BucketAllReduceWait)
+    return;
+  const auto &tensors = *program_->tensors();
+  auto bytesOf = [](int64_t n) { return (n * 4 + 63) / 64 * 64; };
+  int64_t used = 0;
+  op.convBegin = static_cast<int32_t>(conversions_.size());
+  const int nin = instr.inputs() ? instr.inputs()->size() : 0;
+  for (int i = 0; i < nin; ++i) {
+    const plan::Tensor &t = *tensors.Get(instr.inputs()->Get(i));
+    if (!isLowPrecision(t.dtype()))
+      continue;
+    Conversion c;
+    c.from = op.in[i];
+    c.n = numElements(t);
+    c.dtype = t.dtype();
+    c.operand = i;
+    c.offset = used;
+    used += bytesOf(c.n);
+    conversions_.push_back(c);
+    ++op.widenCount;
+  }
+  const int nout = instr.outputs()->size();
+  for (int o = 0; o < nout; ++o) {
+    const plan::Tensor &t = *tensors.Get(instr.outputs()->Get(o));
+    if (!isLowPrecision(t.dtype()))
+      continue;
+    Conversion c;
+    c.to = op.out[o];
+    c.n = numElements(t);
+    c.dtype = t.dtype();
+    c.operand = o;
+    c.offset = -1;
+    // In place over an input (the verifier allows only the exact same
+    // elements): the kernel updates that input's copy.
+    for (int32_t w = 0; w < op.widenCount; ++w) {
+      const Conversion &in = conversions_[op.convBegin + w];
+      if (in.from == c.to && in.dtype == c.dtype && in.n == c.n)
+        c.offset = in.offset;
+    }
+    if (c.offset < 0) {
+      c.offset = used;
+      used += bytesOf(c.n);
+    }
+    conversions_.push_back(c);
+    ++op.narrowCount;
+  }
+  conversionBytes_ = std::max(conversionBytes_, used);
+}
+
+void Executor::convertOperands(const Op &op, bool before) const {
+  const int32_t begin = op.convBegin + (before ? 0 : op.widenCount);
+  const int32_t end = begin + (before ? op.widenCount : op.narrowCount);
+  for (int32_t i = begin; i < end; ++i) {
+    const Conversion &c = conversions_[i];
+    if (before) {
+      const auto *x = static_cast<const uint16_t *>(c.from);
+      auto *y = static_cast<float *>(c.to);
+      if (c.dtype == DType::BF16)
+        k::castBf16ToF32(x, y, c.n);
+      else
+        k::castF16ToF32(x, y, c.n);
+    } else {
+      const auto *x = static_cast<const float *>(c.from);
+      auto *y = static_cast<uint16_t *>(c.to);
+      if (c.dtype == DType::BF16)
+        k::castF32ToBf16(x, y, c.n);
+      else
+        k::castF32ToF16(x, y, c.n);
+    }
+  }
 }
 
 bool Executor::shardBegin(const Op &op, int attr, int64_t rows, int64_t &begin,
@@ -417,6 +650,8 @@ template <bool kTraced> bool Executor::runOps(std::string &error) {
     auto f = [&](int i) { return static_cast<const float *>(op.in[i]); };
     auto ids = [&](int i) { return static_cast<const int32_t *>(op.in[i]); };
     auto o = [&](int i) { return static_cast<float *>(op.out[i]); };
+    if (op.widenCount)
+      convertOperands(op, /*before=*/true);
     switch (op.kernel) {
     case Kernel::Embedding:
       if (s[4])
@@ -530,6 +765,10 @@ template <bool kTraced> bool Executor::runOps(std::string &error) {
       break;
     }
     case Kernel::AdamW: {
+      // A skipped step (apply == 0: the loss-scaled gradients overflowed)
+      // leaves p, m, v as they are.
+      if (op.in[6] && *f(6) == 0.0f)
+        break;
       // Outputs share the storage of p, m, v: the update is in place.
       int64_t step = *static_cast<const int64_t *>(op.in[5]);
       k::adamw<float>(o(0), f(1), o(1), o(2), s[0],
@@ -588,7 +827,46 @@ template <bool kTraced> bool Executor::runOps(std::string &error) {
     case Kernel::AllSlice:
       k::sliceBlock<float>(f(0), o(0), s[3], s[4], s[5], s[2], s[6]);
       break;
+    case Kernel::Cast:
+      castTensor(op.in[0], static_cast<DType>(s[1]), op.out[0],
+                 static_cast<DType>(s[2]), s[0]);
+      break;
+    case Kernel::AllFinite:
+      *o(0) = operandsFinite(op) ? 1.0f : 0.0f;
+      break;
+    case Kernel::BucketAllReduceStart: {
+      // Returns at once; the span is reduced while the kernels up to the
+      // wait run (nothing between touches it: verified).
+      Bucket &b = buckets_[s[3]];
+      std::string why;
+      comm::Ticket ticket = comm::kNoTicket;
+      if (!comm_->allReduceStart(op.out[0], s[0], comm::DType::F32,
+                                 static_cast<comm::Reduction>(s[2]),
+                                 groupAxes_[s[1]], ticket, why)) {
+        error = instrError(op, why);
+        return false;
+      }
+      b.ticket = ticket;
+      b.inFlight = true;
+      break;
     }
+    case Kernel::BucketAllReduceWait: {
+      Bucket &b = buckets_[s[3]];
+      b.inFlight = false;
+      comm::AsyncTiming timing;
+      std::string why;
+      if (!comm_->allReduceWait(b.ticket, kTraced ? &timing : nullptr, why)) {
+        error = instrError(op, why);
+        return false;
+      }
+      if constexpr (kTraced)
+        if (timing.threaded)
+          trace_->bucket(b.start, timing.posted, timing.begin, timing.end);
+      break;
+    }
+    }
+    if (op.narrowCount)
+      convertOperands(op, /*before=*/false);
     if constexpr (kTraced)
       trace_->kernel(op.instr, begin, Trace::Clock::now());
   }
@@ -598,16 +876,46 @@ template <bool kTraced> bool Executor::runOps(std::string &error) {
 double Executor::sumOfSquares(const Op &op) const {
   // Operand by operand, in order: a fixed summation order.
   double sum = 0.0;
-  for (int32_t i = 0; i < op.normCount; ++i) {
-    const NormOperand &g = normOperands_[op.normBegin + i];
-    sum += k::sumSquares<float>(g.data, g.n);
+  for (int32_t i = 0; i < op.listCount; ++i) {
+    const ListOperand &g = listOperands_[op.listBegin + i];
+    sum += k::sumSquares<float>(static_cast<const float *>(g.data), g.n);
   }
   return sum;
 }
 
+bool Executor::operandsFinite(const Op &op) const {
+  for (int32_t i = 0; i < op.listCount; ++i) {
+    const ListOperand &x = listOperands_[op.listBegin + i];
+    bool finite = true;
+    switch (x.dtype) {
+    case DType::F32:
+      finite = k::allFinite<float>(static_cast<const float *>(x.data), x.n);
+      break;
+    case DType::F64:
+      finite = k::allFinite<double>(static_cast<const double *>(x.data), x.n);
+      break;
+    case DType::BF16:
+      finite = k::allFiniteBf16(static_cast<const uint16_t *>(x.data), x.n);
+      break;
+    case DType::F16:
+      finite = k::allFiniteF16(static_cast<const uint16_t *>(x.data), x.n);
+      break;
+    default: // Not a float dtype: the verifier rejects it.
+      break;
+    }
+    if (!finite)
+      return false;
+  }
+  return true;
+}
+
 bool Executor::run(std::string &error) {
   // Decided once per run, not per instruction.
-  return trace_ ? runOps<true>(error) : runOps<false>(error);
+  if (!(trace_ ? runOps<true>(error) : runOps<false>(error)))
+    return false;
+  for (const CopyBack &c : copyBacks_)
+    std::memcpy(c.to, c.from, c.bytes);
+  return true;
 }
 
 int64_t Executor::argumentBytesTotal() const {

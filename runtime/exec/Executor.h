@@ -20,6 +20,19 @@
 // Scalars (loss, grad_norm, lr, clip coefficients) are f32 tensors of one
 // element; `step` is an i64 scalar, the 0-based count of steps already taken.
 //
+// Low-precision storage (bf16, f16), f32 compute: the kernels run on f32.
+// A bf16 or f16 operand of an instruction gets an f32 copy in a scratch
+// buffer: each 16-bit input is widened into its copy (exactly) before the
+// kernel, the kernel reads and writes the copies, and each 16-bit output is
+// rounded from its copy to its storage type (nearest even; fp16 overflow
+// gives inf) after it. An output written in place over a 16-bit input
+// shares that input's copy, so the kernel works in place on f32. The
+// copies' places are fixed at init(): the scratch buffer is the largest
+// sum of copies any one instruction needs. Collectives on 16-bit tensors
+// therefore reduce and gather in f32 (of the 16-bit values), and round
+// once. `cast` converts between any two float dtypes (f32, bf16, f16, f64)
+// itself, and `all_finite` reads its operands in their own dtype.
+//
 // Collectives (all_reduce, all_gather, reduce_scatter) go to the
 // communicator given to init(): the ranks of the job (comm/Comm.h), each
 // running its own program of the plan. Without one, the executor is alone
@@ -30,14 +43,24 @@
 // along a dimension other than the outermost go through one scratch buffer
 // (the largest any of them needs), allocated at init().
 //
+// Gradient buckets (bucket_all_reduce_start / _wait): the start hands the
+// bucket's span (its gradients, back to back in the arena) to
+// Comm::allReduceStart and returns; the kernels after it run while the
+// communicator reduces the span (MpiComm: on its communication thread); the
+// wait blocks in Comm::allReduceWait. Buckets are started in program
+// order, the same on every rank. A run that fails between a start and its
+// wait leaves the bucket in flight: the destructor and init() wait for it
+// before the memory goes (the trainer ends a multi-rank job instead).
+//
 // Sharded arguments (Plan.fbs shard_dim / shard_axes): the buffer holds
 // this rank's block of the full tensor; argumentShard() says which, for
 // the code that fills and saves arguments with full tensors (Init,
 // Checkpoint).
 //
 // Tracing (exec/Trace.h): with setTrace(), run() records the start and end
-// of every instruction; without, it runs a separate loop with no timing at
-// all.
+// of every instruction, and at each bucket wait when the communication
+// thread reduced the bucket; without, it runs a separate loop with no
+// timing at all.
 //
 // NOTE: run() does not advance `step`; the caller (Trainer) sets it before
 // each run.
@@ -74,9 +97,13 @@ class Executor {
 public:
   Executor() = default;
   Executor(Executor &&) = default;
-  Executor &operator=(Executor &&) = default;
+  /// Not move-assignable: the memory of buckets in flight must outlive
+  /// their reduction (the destructor waits for it first).
+  Executor &operator=(Executor &&) = delete;
   Executor(const Executor &) = delete;
   Executor &operator=(const Executor &) = delete;
+  /// Waits for the buckets a failed run left in flight, then frees.
+  ~Executor();
 
   /// Prepares `program` (verified by loadPlan) for execution: allocates and
   /// zeroes the arena and the argument buffers, resolves every instruction.
@@ -98,6 +125,9 @@ public:
   /// of the job are then out of step, and the caller ends the job.
   bool run(std::string &error);
 
+  /// The number of gradient buckets (bucket_all_reduce_start instructions).
+  int numBuckets() const { return static_cast<int>(buckets_.size()); }
+
   /// Records every instruction run() executes into `trace` (not owned; must
   /// outlive the runs, or be reset with nullptr); nullptr: no tracing.
   void setTrace(Trace *trace) { trace_ = trace; }
@@ -106,6 +136,9 @@ public:
   int64_t arenaBytes() const { return arenaBytes_; }
   /// Sum of all argument buffer sizes.
   int64_t argumentBytesTotal() const;
+  /// Bytes of the scratch buffers: the f32 copies of 16-bit operands and
+  /// the blocks of all_gather / reduce_scatter.
+  int64_t scratchBytes() const { return conversionBytes_ + scratchBytes_; }
 
   int numArguments() const { return static_cast<int>(arguments_.size()); }
   /// The buffer of argument `index` (its tensor's dtype, row-major).
@@ -168,22 +201,58 @@ private:
   /// One resolved instruction.
   struct Op {
     Kernel kernel;
-    void *in[6] = {};
+    void *in[7] = {};
     void *out[3] = {};
     int64_t size[7] = {}; ///< Kernel-specific sizes, see init().
     AttrValues attrs;
-    int32_t normBegin = 0, normCount = 0; ///< global_norm, sum_squares.
+    /// Operands of global_norm, sum_squares, all_finite in listOperands_.
+    /// (The bucket kernels keep their span in in[0] / out[0].)
+    int32_t listBegin = 0, listCount = 0;
+    /// conversions_[convBegin, + widenCount) run before the kernel, the
+    /// next narrowCount after it.
+    int32_t convBegin = 0, widenCount = 0, narrowCount = 0;
     int32_t instr = 0; ///< Index in Program.instrs, for errors.
   };
-  struct NormOperand {
-    const float *data;
+  /// An operand of a variadic kernel.
+  struct ListOperand {
+    const void *data;
     int64_t n;
+    plan::DType dtype;
   };
+  /// A 16-bit operand's f32 copy: widened from the tensor (`from`) into
+  /// the copy (`to`) before the kernel, or rounded from the copy into the
+  /// tensor after it.
+  struct Conversion {
+    void *from = nullptr, *to = nullptr;
+    int64_t n = 0;
+    plan::DType dtype; ///< The tensor's (bf16 or f16).
+    int32_t operand;   ///< Input or output index in the Op.
+    int64_t offset;    ///< Of the copy in conversionScratch_.
+  };
+
+  /// A gradient bucket: its start's instruction and the all-reduce in
+  /// flight between its start and its wait.
+  struct Bucket {
+    int64_t id;
+    int32_t start;
+    uint64_t ticket = 0; ///< comm::Ticket
+    bool inFlight = false;
+  };
+  /// Waits for every bucket in flight (after a failed run), ignoring
+  /// errors.
+  void drainBuckets();
 
   /// run()'s loop; kTraced records each instruction into trace_.
   template <bool kTraced> bool runOps(std::string &error);
   /// The sum of the squares of op's operands (global_norm, sum_squares).
   double sumOfSquares(const Op &op) const;
+  /// Whether every element of op's operands is finite (all_finite).
+  bool operandsFinite(const Op &op) const;
+  /// Plans the f32 copies of op's 16-bit operands (their offsets in the
+  /// conversion scratch; pointers are set once it exists).
+  void planConversions(Op &op, const plan::Instr &instr);
+  /// Widens (before) or rounds (after) op's 16-bit operands.
+  void convertOperands(const Op &op, bool before) const;
   /// Resolves the sizes of all_gather, reduce_scatter and all_slice and
   /// checks them against the communicator's group; false with `error`.
   bool resolveBlocks(Op &op, const plan::Tensor &x, const plan::Tensor &y,
@@ -206,13 +275,25 @@ private:
   int64_t arenaBytes_ = 0;
   void *arena_ = nullptr;
   std::vector<Buffer> arguments_;
+  /// Updated state computed in the arena (ZeRO-1's all-gathered weights):
+  /// copied into its argument after each run.
+  struct CopyBack {
+    const void *from;
+    void *to;
+    size_t bytes;
+  };
+  std::vector<CopyBack> copyBacks_;
   std::vector<std::unique_ptr<void, Release>> allocations_;
   std::vector<Op> ops_;
-  std::vector<NormOperand> normOperands_;
+  std::vector<ListOperand> listOperands_;
+  std::vector<Conversion> conversions_;
+  void *conversionScratch_ = nullptr; ///< f32 copies of 16-bit operands.
+  int64_t conversionBytes_ = 0;
   /// Grid axes of the collectives (all_reduce, all_gather, reduce_scatter).
   std::vector<std::vector<int>> groupAxes_;
-  std::vector<Shard> shards_; ///< Per argument.
-  void *scratch_ = nullptr;   ///< all_gather / reduce_scatter blocks.
+  std::vector<Shard> shards_;   ///< Per argument.
+  std::vector<Bucket> buckets_; ///< In program order of their starts.
+  void *scratch_ = nullptr;     ///< all_gather / reduce_scatter blocks.
   int64_t scratchBytes_ = 0;
 };
 

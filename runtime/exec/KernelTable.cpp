@@ -16,7 +16,7 @@ constexpr AttrKind S = AttrKind::String;
 // definitions (I64Attr -> Int, F64Attr -> Real) and the shard collectives'
 // (grid axes -> IntList, reduction kind -> String). Every IntList attribute
 // (grid_axes, shard_axes) is a list of grid axes; every String attribute
-// is a reduction.
+// is a reduction; `bucket` (Int) names a gradient bucket.
 const KernelSpec kKernels[] = {
     // shard_axes: the table is a vocabulary shard (docs/plan-format.md).
     {"embedding", Kernel::Embedding, 2, 1, 1, {{"shard_axes", L, false, 0}}},
@@ -74,6 +74,7 @@ const KernelSpec kKernels[] = {
       {"min_lr", R, true, 0},
       {"warmup_steps", I, true, 0},
       {"decay_steps", I, true, 0}}},
+    // A 7th input, `apply`, skips the update when it is 0.
     {"adamw",
      Kernel::AdamW,
      6,
@@ -82,7 +83,8 @@ const KernelSpec kKernels[] = {
      {{"beta1", R, true, 0},
       {"beta2", R, true, 0},
       {"eps", R, true, 0},
-      {"weight_decay", R, true, 0}}},
+      {"weight_decay", R, true, 0}},
+     /*optionalInputs=*/1},
     {"all_reduce",
      Kernel::AllReduce,
      1,
@@ -131,6 +133,24 @@ const KernelSpec kKernels[] = {
      {{"normalizer", I, true, 0}, {"shard_axes", L, false, 0}}},
     {"sum_squares", Kernel::SumSquares, -1, 1, 0, {}},
     {"sqrt", Kernel::Sqrt, 1, 1, 0, {}},
+    {"cast", Kernel::Cast, 1, 1, 0, {}},
+    {"all_finite", Kernel::AllFinite, -1, 1, 0, {}},
+    // Gradient buckets: g_1..g_n (one contiguous f32 span) -> the same
+    // tensors, in place; the all-reduce runs between start and wait.
+    {"bucket_all_reduce_start",
+     Kernel::BucketAllReduceStart,
+     -1,
+     -1,
+     3,
+     {{"grid_axes", L, true, 0},
+      {"reduction", S, true, 0},
+      {"bucket", I, true, 0}}},
+    {"bucket_all_reduce_wait",
+     Kernel::BucketAllReduceWait,
+     -1,
+     -1,
+     1,
+     {{"bucket", I, true, 0}}},
 };
 
 } // namespace

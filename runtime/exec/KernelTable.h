@@ -52,6 +52,10 @@ enum class Kernel : uint8_t {
   CrossEntropyGradFromStats,
   SumSquares,
   Sqrt,
+  Cast,
+  AllFinite,
+  BucketAllReduceStart,
+  BucketAllReduceWait,
 };
 
 /// Where an attribute's value is in plan::Attr: Int in `ival`, Real in
@@ -70,10 +74,16 @@ constexpr int kMaxAttrs = 4;
 struct KernelSpec {
   const char *name;
   Kernel kernel;
-  int numInputs; ///< -1: one or more (global_norm, sum_squares).
+  /// -1: one or more (global_norm, sum_squares, all_finite, the bucket
+  /// kernels).
+  int numInputs;
+  /// -1: as many as inputs (the bucket kernels, in place).
   int numOutputs;
   int numAttrs;
   AttrSpec attrs[kMaxAttrs];
+  /// Trailing inputs that may be left out (adamw's `apply`): an instruction
+  /// has numInputs .. numInputs + optionalInputs inputs.
+  int optionalInputs = 0;
 };
 
 /// The spec of kernel `name`, or nullptr when there is none.

@@ -1,6 +1,7 @@
 //===- PlanLoader.cpp - Load and verify a plan file ------------------------===//
 #include "exec/PlanLoader.h"
 
+#include "exec/KernelTable.h"
 #include "exec/ProgramVerifier.h"
 
 #include <nlohmann/json.hpp>
@@ -115,6 +116,90 @@ bool readReal(const json &j, const char *field, double &out,
   return true;
 }
 
+/// The "loss_scale" object `j` into `out` (enabled); errors name the field
+/// as "loss_scale.<name>".
+bool readLossScale(const json &j, const std::string &source,
+                   LossScaleConfig &out, std::string &error) {
+  LossScaleConfig c;
+  c.enabled = true;
+  if (!j.is_object()) {
+    error = source + ": field 'loss_scale' must be an object or null, got " +
+            j.dump();
+    return false;
+  }
+  static const char *const kFields[] = {"mode",
+                                        "init",
+                                        "growth_factor",
+                                        "backoff_factor",
+                                        "growth_interval",
+                                        "hysteresis",
+                                        "min_scale"};
+  for (const auto &item : j.items()) {
+    bool known = false;
+    for (const char *f : kFields)
+      known = known || item.key() == f;
+    if (!known) {
+      error = source + ": unknown field 'loss_scale." + item.key() +
+              "' (expected mode, init, growth_factor, backoff_factor, "
+              "growth_interval, hysteresis, min_scale)";
+      return false;
+    }
+  }
+  auto mode = j.find("mode");
+  if (mode != j.end() && !mode->is_null()) {
+    if (!mode->is_string() || (*mode != "dynamic" && *mode != "static")) {
+      error = source +
+              ": field 'loss_scale.mode' must be \"dynamic\" or "
+              "\"static\", got " +
+              mode->dump();
+      return false;
+    }
+    c.dynamic = *mode == "dynamic";
+  }
+  const std::string prefix = source + ": field 'loss_scale.";
+  auto real = [&](const char *field, double &value, const char *rule,
+                  bool (*ok)(double)) {
+    if (!readReal(j, field, value, source, error)) {
+      error = prefix + field + "' must be a finite number, got " +
+              j.at(field).dump();
+      return false;
+    }
+    if (ok(value))
+      return true;
+    error =
+        prefix + field + "' must be " + rule + ", got " + json(value).dump();
+    return false;
+  };
+  auto integer = [&](const char *field, int64_t &value) {
+    if (!readInt(j, field, value, false, source, error)) {
+      error =
+          prefix + field + "' must be an integer, got " + j.at(field).dump();
+      return false;
+    }
+    if (value >= 1)
+      return true;
+    error = prefix + field + "' must be >= 1, got " + std::to_string(value);
+    return false;
+  };
+  if (!real("init", c.init, "> 0", [](double v) { return v > 0; }) ||
+      !real("growth_factor", c.growthFactor, "> 1",
+            [](double v) { return v > 1; }) ||
+      !real("backoff_factor", c.backoffFactor, "in (0, 1)",
+            [](double v) { return v > 0 && v < 1; }) ||
+      !real("min_scale", c.minScale, "> 0", [](double v) { return v > 0; }) ||
+      !integer("growth_interval", c.growthInterval) ||
+      !integer("hysteresis", c.hysteresis))
+    return false;
+  if (c.dynamic && c.minScale > c.init) {
+    error = source + ": field 'loss_scale.min_scale' (" +
+            json(c.minScale).dump() + ") must not exceed 'loss_scale.init' (" +
+            json(c.init).dump() + ")";
+    return false;
+  }
+  out = c;
+  return true;
+}
+
 } // namespace
 
 bool TrainConfig::fromJson(const std::string &text, const std::string &source,
@@ -159,6 +244,23 @@ bool TrainConfig::fromJson(const std::string &text, const std::string &source,
             std::to_string(c.decaySteps);
     return false;
   }
+  auto precision = j.find("precision");
+  if (precision != j.end() && !precision->is_null()) {
+    if (!precision->is_string() ||
+        (*precision != "fp32" && *precision != "bf16" &&
+         *precision != "fp16")) {
+      error = source +
+              ": field 'precision' must be \"fp32\", \"bf16\" or \"fp16\", "
+              "got " +
+              precision->dump();
+      return false;
+    }
+    c.precision = precision->get<std::string>();
+  }
+  auto lossScale = j.find("loss_scale");
+  if (lossScale != j.end() && !lossScale->is_null() &&
+      !readLossScale(*lossScale, source, c.lossScale, error))
+    return false;
   out = c;
   return true;
 }
@@ -178,6 +280,16 @@ std::string TrainConfig::toJson() const {
             {"weight_decay", weightDecay},
             {"clip_grad_norm", clipGradNorm},
             {"clip_grad_value", clipGradValue}};
+  if (!precision.empty())
+    j["precision"] = precision;
+  if (lossScale.enabled)
+    j["loss_scale"] = {{"mode", lossScale.dynamic ? "dynamic" : "static"},
+                       {"init", lossScale.init},
+                       {"growth_factor", lossScale.growthFactor},
+                       {"backoff_factor", lossScale.backoffFactor},
+                       {"growth_interval", lossScale.growthInterval},
+                       {"hysteresis", lossScale.hysteresis},
+                       {"min_scale", lossScale.minScale}};
   return j.dump();
 }
 
@@ -200,6 +312,135 @@ std::string presetNameOf(const LlamaConfig &config) {
       return name;
   }
   return "custom";
+}
+
+/// Whether `program` has an argument (`argument`) or a result with `role`.
+bool hasRole(const plan::Program &program, bool argument, const char *role) {
+  if (argument) {
+    if (const auto *args = program.arguments())
+      for (const plan::Argument *a : *args)
+        if (a->role() && a->role()->str() == role)
+          return true;
+    return false;
+  }
+  if (const auto *results = program.results())
+    for (const plan::Result *r : *results)
+      if (r->role() && r->role()->str() == role)
+        return true;
+  return false;
+}
+
+/// Loss scaling is all or nothing: the scale and its inverse as arguments,
+/// the finite check as a result, and the scaler's configuration.
+bool checkLossScaling(const plan::Program &program, const TrainConfig &train,
+                      const std::string &where, std::string &error) {
+  const bool scale = hasRole(program, true, "loss_scale");
+  const bool inverse = hasRole(program, true, "inv_loss_scale");
+  if (!scale && !inverse) {
+    if (!train.lossScale.enabled)
+      return true;
+    error = where + ": has no 'loss_scale' argument, but train_config_json "
+                    "configures 'loss_scale' (the plan was compiled without "
+                    "loss scaling)";
+    return false;
+  }
+  const char *missing = !scale     ? "'loss_scale' argument"
+                        : !inverse ? "'inv_loss_scale' argument"
+                        : !hasRole(program, false, "all_finite")
+                            ? "'all_finite' result"
+                            : nullptr;
+  if (missing) {
+    error = where + ": has a '" +
+            std::string(scale ? "loss_scale" : "inv_loss_scale") +
+            "' argument but no " + missing +
+            " (loss scaling needs the loss_scale and inv_loss_scale "
+            "arguments and the all_finite result)";
+    return false;
+  }
+  if (!train.lossScale.enabled) {
+    error = where + ": has loss_scale arguments, but train_config_json has no "
+                    "'loss_scale' object (mode, init, ...) to drive them";
+    return false;
+  }
+  return true;
+}
+
+/// One gradient bucket as the ranks of its group must agree on it.
+struct BucketPost {
+  int64_t id;
+  int64_t elements;
+};
+
+/// The bucket_all_reduce_start instructions of `program`, in program
+/// order, by the mask of their grid axes (verified by verifyProgram).
+std::vector<std::vector<BucketPost>> bucketPosts(const plan::Program &program) {
+  std::vector<std::vector<BucketPost>> posts(comm::kNumAxisMasks);
+  if (!program.instrs())
+    return posts;
+  for (const plan::Instr *instr : *program.instrs()) {
+    const KernelSpec *spec = findKernel(instr->kernel()->c_str());
+    if (spec->kernel != Kernel::BucketAllReduceStart)
+      continue;
+    AttrValues attrs;
+    std::string ignored;
+    resolveAttrs(*spec, *instr, attrs, ignored);
+    comm::AxisMask mask = 0;
+    comm::gridAxesMask(attrs.list[0]->data(), attrs.list[0]->size(), mask,
+                       ignored);
+    int64_t elements = 0;
+    for (int32_t t : *instr->inputs())
+      elements += numElements(*program.tensors()->Get(t));
+    posts[mask].push_back({attrs.integer[2], elements});
+  }
+  return posts;
+}
+
+/// The ranks of a group reduce their buckets one by one in the order they
+/// start them (the communication thread serves them in order): every rank
+/// of a group must start the same number of buckets over its axes, of the
+/// same sizes, in the same order, or the job would hang or mix up buckets.
+bool checkBucketOrder(const plan::Plan &p, const std::string &source,
+                      std::string &error) {
+  const comm::Grid grid{p.pp(), p.dp(), p.tp()};
+  std::vector<std::vector<std::vector<BucketPost>>> posts;
+  for (const plan::Program *program : *p.programs())
+    posts.push_back(bucketPosts(*program));
+  auto axesOf = [](comm::AxisMask mask) {
+    std::string s;
+    for (int a = 0; a < comm::kGridAxes; ++a)
+      if (mask & (1u << a))
+        s += (s.empty() ? "" : ", ") + std::to_string(a);
+    return "[" + s + "]";
+  };
+  for (int r = 0; r < grid.size(); ++r) {
+    for (comm::AxisMask mask = 1; mask < comm::kNumAxisMasks; ++mask) {
+      const int q = grid.groupRanks(r, mask).front(); // compared with r
+      const std::vector<BucketPost> &mine = posts[r][mask],
+                                    &first = posts[q][mask];
+      const std::string pair = source + ": programs " + std::to_string(q) +
+                               " and " + std::to_string(r) + " (one group " +
+                               "over grid axes " + axesOf(mask) + ")";
+      const char *rule = " (the ranks of a group must start the same "
+                         "buckets in the same order)";
+      if (mine.size() != first.size()) {
+        error = pair + " start " + std::to_string(first.size()) + " and " +
+                std::to_string(mine.size()) + " gradient buckets" + rule;
+        return false;
+      }
+      for (size_t i = 0; i < mine.size(); ++i) {
+        if (mine[i].elements == first[i].elements)
+          continue;
+        error = pair + " differ in their gradient bucket number " +
+                std::to_string(i) + " over these axes: bucket " +
+                std::to_string(first[i].id) + " of " +
+                std::to_string(first[i].elements) + " elements and bucket " +
+                std::to_string(mine[i].id) + " of " +
+                std::to_string(mine[i].elements) + " elements" + rule;
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 /// Printable form of the 4 identifier bytes at `p`.
@@ -308,8 +549,19 @@ bool loadPlanFromBuffer(std::vector<uint8_t> bytes, const std::string &source,
       return false;
     }
     if (!verifyProgram(program, comm::Grid{p->pp(), p->dp(), p->tp()}, where,
-                       error))
+                       error) ||
+        !checkLossScaling(program, result.train, where, error))
       return false;
+  }
+  if (!checkBucketOrder(*p, source, error))
+    return false;
+  // The precision is stated twice; they must agree.
+  const std::string precision = p->precision() ? p->precision()->str() : "";
+  if (!result.train.precision.empty() && !precision.empty() &&
+      precision != result.train.precision) {
+    error = source + ": precision is '" + precision +
+            "' but train_config_json says '" + result.train.precision + "'";
+    return false;
   }
 
   result.path = source;

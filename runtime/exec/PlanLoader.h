@@ -14,9 +14,17 @@
 // After loadPlan() succeeds the executor runs the plan without any further
 // check (a step never validates anything).
 //
-// NOTE: the loader checks what the CPU backend can execute (f32 activations,
-// i32 ids, i64 step); bf16/f16 tensors are rejected until a backend that
-// runs them exists.
+//  4. loss scaling: a program with a `loss_scale` argument has an
+//     `inv_loss_scale` argument and an `all_finite` result, and the training
+//     config has a "loss_scale" object; a config with one has programs with
+//     those arguments.
+//  5. gradient buckets across programs: the ranks of each group over a set
+//     of grid axes start the same number of buckets over those axes, of the
+//     same sizes, in the same order (they are reduced in start order).
+//
+// NOTE: the loader checks what the CPU backend can execute: f32, bf16 and
+// f16 activations (16-bit ones computed in f32), f64 only through `cast`
+// and `all_finite`, i32 ids, i64 step.
 //
 // Errors: false + one line in `error` naming the file, the program,
 // instruction or tensor, the value and what was expected. Nothing throws.
@@ -25,6 +33,7 @@
 #ifndef LLAMAC_RUNTIME_EXEC_PLANLOADER_H
 #define LLAMAC_RUNTIME_EXEC_PLANLOADER_H
 
+#include "exec/LossScale.h"
 #include "model/LlamaConfig.h"
 #include "plan/PlanFormat.h"
 
@@ -53,10 +62,15 @@ struct TrainConfig {
   double weightDecay = 0.0;
   double clipGradNorm = 0.0;  ///< 0: no clipping by norm.
   double clipGradValue = 0.0; ///< 0: no clipping by value.
+  /// "fp32", "bf16" or "fp16" (the compute precision); empty when absent.
+  std::string precision;
+  /// The "loss_scale" object; lossScale.enabled is false when absent.
+  LossScaleConfig lossScale;
 
   /// Parses the JSON object; `source` prefixes errors. seq_len,
   /// micro_batch_size and global_batch_size are required, the rest default
-  /// as above (null counts as absent).
+  /// as above (null counts as absent); every field of "loss_scale" is
+  /// checked, and an unknown one is an error.
   static bool fromJson(const std::string &text, const std::string &source,
                        TrainConfig &out, std::string &error);
   std::string toJson() const;

@@ -6,6 +6,7 @@
 #include "exec/PlanLoader.h"
 
 #include <cmath>
+#include <map>
 #include <set>
 #include <utility>
 #include <vector>
@@ -24,12 +25,99 @@ constexpr int64_t kMaxElements = int64_t(1) << 40;
 
 bool isArgumentRole(const std::string &role) {
   return role == "param" || role == "adam_m" || role == "adam_v" ||
-         role == "step" || role == "tokens" || role == "targets";
+         role == "step" || role == "tokens" || role == "targets" ||
+         role == "loss_scale" || role == "inv_loss_scale";
 }
 
 bool isResultRole(const std::string &role) {
   return role == "loss" || role == "grad_norm" || role == "lr" ||
-         role == "new_param" || role == "new_adam_m" || role == "new_adam_v";
+         role == "all_finite" || role == "new_param" || role == "new_adam_m" ||
+         role == "new_adam_v";
+}
+
+bool isFloat(DType dt) {
+  return dt == DType::F32 || dt == DType::BF16 || dt == DType::F16 ||
+         dt == DType::F64;
+}
+
+/// What an operand of a kernel may be.
+enum class Operand : uint8_t {
+  Ids,      ///< i32 token ids
+  Step,     ///< the i64 step counter
+  F32,      ///< f32 only (the optimizer, norms, attention's lse)
+  Compute,  ///< f32, bf16 or f16: low-precision storage, f32 compute
+  AnyFloat, ///< f32, bf16, f16 or f64 (cast, all_finite)
+};
+
+bool accepts(Operand kind, DType dt) {
+  switch (kind) {
+  case Operand::Ids:
+    return dt == DType::I32;
+  case Operand::Step:
+    return dt == DType::I64;
+  case Operand::F32:
+    return dt == DType::F32;
+  case Operand::Compute:
+    return dt == DType::F32 || dt == DType::BF16 || dt == DType::F16;
+  case Operand::AnyFloat:
+    return isFloat(dt);
+  }
+  return false;
+}
+
+const char *expectedDtypes(Operand kind) {
+  switch (kind) {
+  case Operand::Ids:
+    return "i32";
+  case Operand::Step:
+    return "i64";
+  case Operand::F32:
+    return "f32";
+  case Operand::Compute:
+    return "f32, bf16 or f16";
+  case Operand::AnyFloat:
+    return "f32, bf16, f16 or f64";
+  }
+  return "";
+}
+
+/// Operand `i` (an input when `isIn`) of `kernel`: ids are i32, the step
+/// i64; the optimizer and the gradient norm run on f32 (fp32 master weights
+/// and statistics), as do attention's lse and the scalars all_finite gives;
+/// every other float operand of a compute kernel or collective may be
+/// stored in 16 bits (the executor computes in f32).
+Operand operandKind(Kernel kernel, bool isIn, int i) {
+  switch (kernel) {
+  case Kernel::Embedding:
+  case Kernel::EmbeddingGrad:
+  case Kernel::CrossEntropy:
+  case Kernel::TargetLogit:
+    return isIn && i == 1 ? Operand::Ids : Operand::Compute;
+  case Kernel::CrossEntropyGrad:
+  case Kernel::CrossEntropyGradFromStats:
+    return isIn && i == 2 ? Operand::Ids : Operand::Compute;
+  case Kernel::Attention:
+    return !isIn && i == 1 ? Operand::F32 : Operand::Compute;
+  case Kernel::AttentionGrad:
+    return isIn && i == 5 ? Operand::F32 : Operand::Compute;
+  case Kernel::LrSchedule:
+    return isIn ? Operand::Step : Operand::F32;
+  case Kernel::AdamW:
+    return isIn && i == 5 ? Operand::Step : Operand::F32;
+  case Kernel::GlobalNorm:
+  case Kernel::SumSquares:
+  case Kernel::ClipCoef:
+    return Operand::F32;
+  case Kernel::Cast:
+    return Operand::AnyFloat;
+  case Kernel::AllFinite:
+    return isIn ? Operand::AnyFloat : Operand::F32;
+  case Kernel::BucketAllReduceStart:
+  case Kernel::BucketAllReduceWait:
+    return Operand::F32; // one f32 span, reduced as an array
+  default:
+    return Operand::Compute;
+  }
 }
 
 const char *str(const flatbuffers::String *s) { return s ? s->c_str() : ""; }
@@ -47,9 +135,10 @@ public:
       return false;
     if (const auto *instrs = program_.instrs())
       for (flatbuffers::uoffset_t i = 0; i < instrs->size(); ++i)
-        if (!verifyInstr(static_cast<int>(i), *instrs->Get(i), error))
+        if (!verifyInstr(static_cast<int>(i), *instrs->Get(i), error) ||
+            !trackBuckets(static_cast<int>(i), *instrs->Get(i), error))
           return false;
-    return true;
+    return verifyBucketsWaited(error);
   }
 
 private:
@@ -89,9 +178,10 @@ private:
                 std::to_string(static_cast<int>(dt));
         return false;
       }
-      if (dt != DType::F32 && dt != DType::I32 && dt != DType::I64) {
+      if (dt == DType::I1) {
         error = prefix + ": dtype " + dtypeName(dt) +
-                " is not supported by the CPU backend yet (f32, i32, i64)";
+                " is not supported by the CPU backend (f32, bf16, f16, f64, "
+                "i32, i64)";
         return false;
       }
       int64_t n = 1;
@@ -130,7 +220,8 @@ private:
                            ")";
       if (!isArgumentRole(role)) {
         error = prefix + ": unknown role '" + role +
-                "' (expected param, adam_m, adam_v, step, tokens or targets)";
+                "' (expected param, adam_m, adam_v, step, tokens, targets, "
+                "loss_scale or inv_loss_scale)";
         return false;
       }
       bool isState = role == "param" || role == "adam_m" || role == "adam_v";
@@ -138,7 +229,10 @@ private:
         error = prefix + ": role " + role + " needs the HF parameter name";
         return false;
       }
-      if (!seen.insert({role, param}).second) {
+      // tokens and targets come once per microbatch (the compiler unrolls
+      // gradient accumulation); every other argument once.
+      const bool perMicrobatch = role == "tokens" || role == "targets";
+      if (!perMicrobatch && !seen.insert({role, param}).second) {
         error = prefix + ": duplicate argument";
         return false;
       }
@@ -154,14 +248,15 @@ private:
                 " must be stored in argument " + std::to_string(a);
         return false;
       }
-      DType want = isState            ? DType::F32
+      const bool isScale = role == "loss_scale" || role == "inv_loss_scale";
+      DType want = isState || isScale ? DType::F32
                    : role == "step"   ? DType::I64
                                       : DType::I32;
       if (t.dtype() != want) {
         error = prefix + ": " + tensorDesc(ti) + " must be " + dtypeName(want);
         return false;
       }
-      if (role == "step" && numElements(t) != 1) {
+      if ((role == "step" || isScale) && numElements(t) != 1) {
         error = prefix + ": " + tensorDesc(ti) + " must be a scalar";
         return false;
       }
@@ -259,8 +354,8 @@ private:
                            role + (param.empty() ? "" : " " + param) + ")";
       if (!isResultRole(role)) {
         error = prefix + ": unknown role '" + role +
-                "' (expected loss, grad_norm, lr, new_param, new_adam_m or "
-                "new_adam_v)";
+                "' (expected loss, grad_norm, lr, all_finite, new_param, "
+                "new_adam_m or new_adam_v)";
         return false;
       }
       int ti = res->tensor();
@@ -270,7 +365,8 @@ private:
         return false;
       }
       const plan::Tensor &t = tensor(ti);
-      if (role == "loss" || role == "grad_norm" || role == "lr") {
+      if (role == "loss" || role == "grad_norm" || role == "lr" ||
+          role == "all_finite") {
         if (t.dtype() != DType::F32 || numElements(t) != 1) {
           error = prefix + ": " + tensorDesc(ti) + " must be an f32 scalar";
           return false;
@@ -289,23 +385,41 @@ private:
                 param + "'";
         return false;
       }
-      if (t.storage() != Storage::Argument || t.offset() != owner) {
+      // Updated state is either written in place (AdamW on the whole
+      // tensor) or, when it is computed elsewhere (ZeRO-1 all-gathers the
+      // updated weight into the arena), copied back by the executor after
+      // the step: then it must have the argument's shape and dtype.
+      const plan::Tensor &argT = tensor(program_.arguments()->Get(owner)->tensor());
+      bool inPlace = t.storage() == Storage::Argument && t.offset() == owner;
+      bool copyBack = t.storage() == Storage::Arena &&
+                      t.dtype() == argT.dtype() &&
+                      numElements(t) == numElements(argT) &&
+                      t.shape()->size() == argT.shape()->size();
+      for (flatbuffers::uoffset_t d = 0; copyBack && d < t.shape()->size(); ++d)
+        copyBack = t.shape()->Get(d) == argT.shape()->Get(d);
+      if (!inPlace && !copyBack) {
         error = prefix + ": " + tensorDesc(ti) +
-                " must share the storage of argument " + std::to_string(owner);
+                " must share the storage of argument " + std::to_string(owner) +
+                " or be an arena tensor of its shape and dtype";
         return false;
       }
     }
     return true;
   }
 
+  /// "plan.llx: program 0: instr 3 'linear' (model.layers.0.mlp)".
+  std::string instrPrefix(int index, const plan::Instr &instr) const {
+    return where_ + ": instr " + std::to_string(index) + " '" +
+           str(instr.kernel()) + "'" +
+           (instr.loc() && instr.loc()->size()
+                ? " (" + std::string(instr.loc()->c_str()) + ")"
+                : std::string());
+  }
+
   // 5. One instruction: kernel, arity, indices, attributes, dtypes, shapes.
   bool verifyInstr(int index, const plan::Instr &instr, std::string &error) {
     std::string kernel = str(instr.kernel());
-    std::string prefix = where_ + ": instr " + std::to_string(index) + " '" +
-                         kernel + "'" +
-                         (instr.loc() && instr.loc()->size()
-                              ? " (" + std::string(instr.loc()->c_str()) + ")"
-                              : std::string());
+    std::string prefix = instrPrefix(index, instr);
     const KernelSpec *spec = findKernel(kernel.c_str());
     if (!spec) {
       error = prefix + ": unknown kernel (expected one of " + kernelNames() +
@@ -314,15 +428,20 @@ private:
     }
     int nin = instr.inputs() ? instr.inputs()->size() : 0;
     int nout = instr.outputs() ? instr.outputs()->size() : 0;
-    if (spec->numInputs >= 0 ? nin != spec->numInputs : nin < 1) {
+    const int most = spec->numInputs + spec->optionalInputs;
+    if (spec->numInputs >= 0 ? nin < spec->numInputs || nin > most : nin < 1) {
       error = prefix + ": has " + std::to_string(nin) + " inputs, expected " +
-              (spec->numInputs >= 0 ? std::to_string(spec->numInputs)
-                                    : std::string("at least 1"));
+              (spec->numInputs < 0         ? std::string("at least 1")
+               : spec->optionalInputs == 0 ? std::to_string(spec->numInputs)
+                                           : std::to_string(spec->numInputs) +
+                                                 " or " + std::to_string(most));
       return false;
     }
-    if (nout != spec->numOutputs) {
-      error = prefix + ": has " + std::to_string(nout) +
-              " outputs, expected " + std::to_string(spec->numOutputs);
+    if (spec->numOutputs >= 0 ? nout != spec->numOutputs : nout != nin) {
+      error = prefix + ": has " + std::to_string(nout) + " outputs, expected " +
+              (spec->numOutputs >= 0
+                   ? std::to_string(spec->numOutputs)
+                   : std::to_string(nin) + " (one per input, in place)");
       return false;
     }
     ins_.clear();
@@ -366,7 +485,8 @@ private:
         comm::AxisMask mask;
         std::string reason;
         bool ok =
-            spec.kernel == Kernel::AllReduce
+            spec.kernel == Kernel::AllReduce ||
+                    spec.kernel == Kernel::BucketAllReduceStart
                 ? comm::gridAxesMask(axes.data(), axes.size(), mask, reason)
                 : comm::ascendingGridAxesMask(axes.data(), axes.size(), mask,
                                               reason);
@@ -409,7 +529,7 @@ private:
         ok = i > 0;
         expected = "> 0";
       } else if (name == "warmup_steps" || name == "decay_steps" ||
-                 name == "pos_offset") {
+                 name == "pos_offset" || name == "bucket") {
         ok = i >= 0;
         expected = ">= 0";
       }
@@ -457,7 +577,8 @@ private:
   /// Outputs must not overlap inputs or each other (a memory-planner bug
   /// would otherwise give silent garbage), except where a kernel works in
   /// place: add, scale, clip_by_value, sqrt and all_reduce may write over
-  /// an input exactly, and adamw must write p, m, v over themselves.
+  /// an input exactly, adamw must write p, m, v over themselves and the
+  /// bucket kernels each gradient over itself.
   bool checkAliasing(const KernelSpec &spec, std::string &why) {
     for (size_t o = 0; o < outs_.size(); ++o) {
       Extent eo = extent(out(o));
@@ -468,7 +589,9 @@ private:
         Extent ei = extent(in(i));
         if (!overlaps(ei))
           continue;
-        bool exact = ei.begin == eo.begin && ei.end == eo.end;
+        // In place means the same elements: same bytes and dtype.
+        bool exact = ei.begin == eo.begin && ei.end == eo.end &&
+                     in(i).dtype() == out(o).dtype();
         bool inPlace = false;
         switch (spec.kernel) {
         case Kernel::Add:
@@ -481,6 +604,10 @@ private:
         case Kernel::AdamW:
           inPlace = exact && ((o == 0 && i == 0) || (o == 1 && i == 2) ||
                               (o == 2 && i == 3));
+          break;
+        case Kernel::BucketAllReduceStart:
+        case Kernel::BucketAllReduceWait:
+          inPlace = exact && o == i;
           break;
         default:
           break;
@@ -553,41 +680,29 @@ private:
 
   bool checkShapes(const KernelSpec &spec, const AttrValues &attrs,
                    std::string &why) {
-    // Every operand's dtype: ids are i32, the step i64, the rest f32.
-    auto dtypeOf = [&](bool isIn, int i) {
-      switch (spec.kernel) {
-      case Kernel::Embedding:
-      case Kernel::EmbeddingGrad:
-        return isIn && i == 1 ? DType::I32 : DType::F32;
-      case Kernel::CrossEntropy:
-        return isIn && i == 1 ? DType::I32 : DType::F32;
-      case Kernel::CrossEntropyGrad:
-      case Kernel::CrossEntropyGradFromStats:
-        return isIn && i == 2 ? DType::I32 : DType::F32;
-      case Kernel::TargetLogit:
-        return isIn && i == 1 ? DType::I32 : DType::F32;
-      case Kernel::LrSchedule:
-        return isIn ? DType::I64 : DType::F32;
-      case Kernel::AdamW:
-        return isIn && i == 5 ? DType::I64 : DType::F32;
-      default:
-        return DType::F32;
-      }
+    // Every operand's dtype (operandKind).
+    auto checkDtype = [&](bool isIn, int i) {
+      const Operand kind = operandKind(spec.kernel, isIn, i);
+      const DType dt = isIn ? in(i).dtype() : out(i).dtype();
+      if (accepts(kind, dt))
+        return true;
+      why = (isIn ? inDesc(i) : outDesc(i)) + ": expected dtype " +
+            expectedDtypes(kind);
+      if (spec.kernel == Kernel::BucketAllReduceStart ||
+          spec.kernel == Kernel::BucketAllReduceWait)
+        why += " (a gradient bucket is one f32 span)";
+      else if (kind == Operand::F32 && isFloat(dt))
+        why += std::string(" ('") + spec.name +
+               "' runs on f32 only: fp32 master weights, optimizer state "
+               "and statistics)";
+      return false;
     };
-    for (size_t i = 0; i < ins_.size(); ++i) {
-      DType want = dtypeOf(true, static_cast<int>(i));
-      if (in(i).dtype() != want) {
-        why = inDesc(i) + ": expected dtype " + dtypeName(want);
+    for (size_t i = 0; i < ins_.size(); ++i)
+      if (!checkDtype(true, static_cast<int>(i)))
         return false;
-      }
-    }
-    for (size_t i = 0; i < outs_.size(); ++i) {
-      DType want = dtypeOf(false, static_cast<int>(i));
-      if (out(i).dtype() != want) {
-        why = outDesc(i) + ": expected dtype " + dtypeName(want);
+    for (size_t i = 0; i < outs_.size(); ++i)
+      if (!checkDtype(false, static_cast<int>(i)))
         return false;
-      }
-    }
 
     auto fail = [&](const std::string &what, const std::string &expected) {
       why = what + ": expected " + expected;
@@ -630,6 +745,14 @@ private:
                                   " (updated in place)");
     };
     const bool I = true, O = false;
+    // Collectives keep the dtype (a 16-bit one travels as f32).
+    auto sameDtype = [&]() {
+      if (out(0).dtype() == in(0).dtype())
+        return true;
+      return fail(outDesc(0), std::string("dtype ") +
+                                  dtypeName(in(0).dtype()) + " (" +
+                                  inDesc(0) + "'s)");
+    };
 
     switch (spec.kernel) {
     case Kernel::Embedding: {
@@ -739,10 +862,10 @@ private:
       return numel(I, 0, 1) && numel(O, 0, numElements(in(l)));
     }
     case Kernel::AllGather:
-      return checkBlocks(attrs, /*gathered=*/true, why);
+      return sameDtype() && checkBlocks(attrs, /*gathered=*/true, why);
     case Kernel::ReduceScatter:
     case Kernel::AllSlice:
-      return checkBlocks(attrs, /*gathered=*/false, why);
+      return sameDtype() && checkBlocks(attrs, /*gathered=*/false, why);
     case Kernel::RowMax:
     case Kernel::RowSumExp:
     case Kernel::TargetLogit: {
@@ -783,15 +906,176 @@ private:
     case Kernel::LrSchedule:
       return numel(I, 0, 1) && numel(O, 0, 1);
     case Kernel::AllReduce:
-      return numel(O, 0, numElements(in(0)));
+      return sameDtype() && numel(O, 0, numElements(in(0)));
     case Kernel::AdamW: {
       int64_t n = numElements(in(0));
       return numel(I, 1, n) && numel(I, 2, n) && numel(I, 3, n) &&
-             numel(I, 4, 1) && numel(I, 5, 1) && sameStorage(0, 0) &&
+             numel(I, 4, 1) && numel(I, 5, 1) &&
+             (ins_.size() < 7 || numel(I, 6, 1)) && sameStorage(0, 0) &&
              sameStorage(1, 2) && sameStorage(2, 3);
     }
+    case Kernel::Cast: {
+      // Same shape (a reshape would be a view, not a cast).
+      bool same = rank(in(0)) == rank(out(0));
+      for (int i = 0; same && i < rank(in(0)); ++i)
+        same = dim(in(0), i) == dim(out(0), i);
+      if (!same)
+        return fail(outDesc(0), "the shape of " + inDesc(0));
+      return true;
+    }
+    case Kernel::AllFinite:
+      return numel(O, 0, 1);
+    case Kernel::BucketAllReduceStart:
+    case Kernel::BucketAllReduceWait:
+      return checkBucketOperands(spec, why);
     }
     return true;
+  }
+
+  /// A bucket's gradients lie in the arena back to back (the start's
+  /// inputs: offset(g_{i+1}) = offset(g_i) + bytes(g_i), one f32 span the
+  /// communicator reduces as an array), and each output is its input, in
+  /// place. Whether the wait's tensors are its start's: trackBuckets().
+  bool checkBucketOperands(const KernelSpec &spec, std::string &why) {
+    for (size_t i = 0; i < ins_.size(); ++i) {
+      const plan::Tensor &t = in(static_cast<int>(i));
+      if (t.storage() != Storage::Arena) {
+        why = inDesc(static_cast<int>(i)) +
+              ": expected a tensor in the arena (a bucket's gradients are "
+              "activations)";
+        return false;
+      }
+      if (spec.kernel == Kernel::BucketAllReduceStart && i > 0) {
+        const Extent prev = extent(in(static_cast<int>(i) - 1));
+        if (t.offset() != prev.end) {
+          why = inDesc(static_cast<int>(i)) + " at arena offset " +
+                std::to_string(t.offset()) + ", expected " +
+                std::to_string(prev.end) + " (right after input " +
+                std::to_string(i - 1) +
+                ": a bucket's gradients are one contiguous span)";
+          return false;
+        }
+      }
+      const Extent ei = extent(t), eo = extent(out(static_cast<int>(i)));
+      if (out(static_cast<int>(i)).storage() != Storage::Arena ||
+          eo.begin != ei.begin || eo.end != ei.end) {
+        why = outDesc(static_cast<int>(i)) + ": expected the storage of " +
+              inDesc(static_cast<int>(i)) + " (the bucket works in place)";
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /// A gradient bucket between its start and its wait.
+  struct InFlight {
+    int64_t id;
+    int start;                   ///< The start's instruction.
+    int64_t begin, end;          ///< The span, arena bytes.
+    std::vector<Extent> members; ///< The start's inputs.
+  };
+
+  /// Every bucket_all_reduce_start has exactly one later
+  /// bucket_all_reduce_wait with its bucket id and its tensors (their
+  /// extents: the compiler may give the wait's operands other tensor
+  /// entries over the same storage), ids are unique, buckets in flight do
+  /// not overlap, and no other instruction touches a bucket in flight
+  /// (the communication thread is reducing it). Called after verifyInstr
+  /// accepted `instr`, whose operands are still in ins_ / outs_.
+  bool trackBuckets(int index, const plan::Instr &instr, std::string &error) {
+    const KernelSpec &spec = *findKernel(str(instr.kernel()));
+    const bool start = spec.kernel == Kernel::BucketAllReduceStart;
+    const bool wait = spec.kernel == Kernel::BucketAllReduceWait;
+    auto fail = [&](const std::string &why) {
+      error = instrPrefix(index, instr) + ": " + why;
+      return false;
+    };
+    auto bucketName = [](int64_t id) { return "bucket " + std::to_string(id); };
+    if (!start && !wait) {
+      // Nothing may touch a span while its all-reduce is in flight.
+      for (const InFlight &b : inFlight_) {
+        for (size_t k = 0; k < ins_.size() + outs_.size(); ++k) {
+          const bool isIn = k < ins_.size();
+          const int i = static_cast<int>(isIn ? k : k - ins_.size());
+          const Extent e = extent(isIn ? in(i) : out(i));
+          if (e.key == -1 && e.begin < b.end && b.begin < e.end)
+            return fail((isIn ? inDesc(i) : outDesc(i)) + " lies in " +
+                        bucketName(b.id) +
+                        ", whose all-reduce is in flight (started by instr " +
+                        std::to_string(b.start) + ", not yet waited for)");
+        }
+      }
+      return true;
+    }
+    AttrValues attrs;
+    std::string ignored; // Verified by verifyInstr.
+    resolveAttrs(spec, instr, attrs, ignored);
+    const int64_t id = attrs.integer[start ? 2 : 0];
+    std::vector<Extent> members;
+    for (int i = 0; i < static_cast<int>(ins_.size()); ++i)
+      members.push_back(extent(in(i)));
+    auto open = inFlight_.begin();
+    while (open != inFlight_.end() && open->id != id)
+      ++open;
+    if (start) {
+      if (auto it = startedBy_.find(id); it != startedBy_.end())
+        return fail(bucketName(id) + " is already started by instr " +
+                    std::to_string(it->second) +
+                    " (bucket ids are unique in a program)");
+      const int64_t begin = members.front().begin, end = members.back().end;
+      for (const InFlight &b : inFlight_)
+        if (begin < b.end && b.begin < end)
+          return fail(bucketName(id) + " (arena bytes [" +
+                      std::to_string(begin) + ", " + std::to_string(end) +
+                      ")) overlaps " + bucketName(b.id) +
+                      ", whose all-reduce is in flight (started by instr " +
+                      std::to_string(b.start) + ")");
+      startedBy_[id] = index;
+      inFlight_.push_back({id, index, begin, end, std::move(members)});
+      return true;
+    }
+    if (open == inFlight_.end()) {
+      auto it = startedBy_.find(id);
+      if (it == startedBy_.end())
+        return fail("waits for " + bucketName(id) +
+                    ", which no earlier bucket_all_reduce_start starts");
+      return fail(
+          bucketName(id) + " (started by instr " + std::to_string(it->second) +
+          ") is already waited for by instr " + std::to_string(waitedBy_[id]));
+    }
+    bool same = open->members.size() == members.size();
+    for (size_t i = 0; same && i < members.size(); ++i)
+      same = open->members[i].begin == members[i].begin &&
+             open->members[i].end == members[i].end;
+    if (!same) {
+      std::string mine, theirs;
+      for (const Extent &e : members)
+        mine += (mine.empty() ? "" : ", ") + std::to_string(e.begin) + "+" +
+                std::to_string(e.end - e.begin);
+      for (const Extent &e : open->members)
+        theirs += (theirs.empty() ? "" : ", ") + std::to_string(e.begin) + "+" +
+                  std::to_string(e.end - e.begin);
+      return fail("its inputs (arena offset+bytes: " + mine +
+                  ") are not the tensors of " + bucketName(id) +
+                  "'s start, instr " + std::to_string(open->start) + " (" +
+                  theirs + ")");
+    }
+    waitedBy_[id] = index;
+    inFlight_.erase(open);
+    return true;
+  }
+
+  /// After the last instruction: no bucket left in flight.
+  bool verifyBucketsWaited(std::string &error) {
+    if (inFlight_.empty())
+      return true;
+    const InFlight &b = inFlight_.front();
+    error = instrPrefix(b.start, *program_.instrs()->Get(b.start)) +
+            ": bucket " + std::to_string(b.id) +
+            " is never waited for (expected a later bucket_all_reduce_wait "
+            "with bucket " +
+            std::to_string(b.id) + ")";
+    return false;
   }
 
   const plan::Program &program_;
@@ -799,6 +1083,10 @@ private:
   std::string where_;
   std::vector<int64_t> argumentBytes_;
   std::vector<int> ins_, outs_;
+  /// Gradient buckets (trackBuckets): started and not yet waited for, and
+  /// the instruction that started / waited for each id.
+  std::vector<InFlight> inFlight_;
+  std::map<int64_t, int> startedBy_, waitedBy_;
 };
 
 } // namespace

@@ -34,7 +34,8 @@ std::string traceFilePath(const std::string &path, int rank, int worldSize) {
 
 namespace {
 
-constexpr const char *kLaneNames[] = {"compute", "collectives", "host"};
+constexpr const char *kLaneNames[] = {"compute", "collectives", "host",
+                                      "collectives (async)"};
 
 struct HostSpec {
   const char *name, *cat;
@@ -89,15 +90,21 @@ bool Trace::open(const std::string &path, const plan::Program &program,
 
   // Every instruction's event, formatted once.
   const int numInstrs = program.instrs() ? program.instrs()->size() : 0;
+  int numBuckets = 0;
   head_.assign(numInstrs, std::string());
   tail_.assign(numInstrs, std::string());
   for (int i = 0; i < numInstrs; ++i) {
     const plan::Instr &instr = *program.instrs()->Get(i);
     const KernelSpec *spec = findKernel(instr.kernel()->c_str());
     // all_slice moves no data between ranks: a compute kernel.
-    const bool collective = spec && (spec->kernel == Kernel::AllReduce ||
-                                     spec->kernel == Kernel::AllGather ||
-                                     spec->kernel == Kernel::ReduceScatter);
+    const bool bucket = spec && (spec->kernel == Kernel::BucketAllReduceStart ||
+                                 spec->kernel == Kernel::BucketAllReduceWait);
+    const bool collective =
+        spec && (spec->kernel == Kernel::AllReduce ||
+                 spec->kernel == Kernel::AllGather ||
+                 spec->kernel == Kernel::ReduceScatter || bucket);
+    if (spec && spec->kernel == Kernel::BucketAllReduceStart)
+      ++numBuckets;
     head_[i] =
         eventHead(instr.kernel()->str(), collective ? "comm" : "kernel", rank,
                   collective ? TraceLane::Collectives : TraceLane::Compute);
@@ -126,6 +133,9 @@ bool Trace::open(const std::string &path, const plan::Program &program,
         else if (attr.kind == AttrKind::String && values.text[a])
           tail += ",\"" + std::string(attr.name) +
                   "\":" + jsonString(values.text[a]->str());
+        else if (bucket && attr.kind == AttrKind::Int)
+          tail += ",\"" + std::string(attr.name) +
+                  "\":" + std::to_string(values.integer[a]);
       }
     tail += "}}";
   }
@@ -147,7 +157,7 @@ bool Trace::open(const std::string &path, const plan::Program &program,
   metadata_ = meta.dump();
 
   events_.clear();
-  events_.reserve(numInstrs + 16);
+  events_.reserve(numInstrs + numBuckets + 16);
   details_.clear();
   buffer_.clear();
   buffer_.reserve(256 * (numInstrs + 16));
@@ -159,7 +169,9 @@ bool Trace::open(const std::string &path, const plan::Program &program,
             ",\"tid\":0,\"args\":{\"name\":\"rank " + pid + "\"}},\n";
   header += "{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":" + pid +
             ",\"tid\":0,\"args\":{\"sort_index\":" + pid + "}}";
-  for (int lane = 0; lane < 3; ++lane)
+  // The communication thread's lane only where there are buckets.
+  const int lanes = numBuckets > 0 ? 4 : 3;
+  for (int lane = 0; lane < lanes; ++lane)
     header += ",\n{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" + pid +
               ",\"tid\":" + std::to_string(lane) + ",\"args\":{\"name\":\"" +
               kLaneNames[lane] + "\"}}";
@@ -205,7 +217,10 @@ void Trace::flushStep() {
   for (const Event &e : events_) {
     buffer_ += ",\n";
     const HostSpec *h = e.what < 0 ? &kHost[-1 - e.what] : nullptr;
-    if (h)
+    if (e.bucket)
+      buffer_ += eventHead("bucket_all_reduce", "comm", rank_,
+                           TraceLane::AsyncCollectives);
+    else if (h)
       buffer_ += eventHead(h->name, h->cat, rank_, h->lane);
     else
       buffer_ += head_[e.what];
@@ -214,6 +229,11 @@ void Trace::flushStep() {
                   us(e.begin - origin_), us(e.end - e.begin),
                   static_cast<long long>(e.step));
     buffer_ += numbers;
+    if (e.bucket) {
+      std::snprintf(numbers, sizeof numbers, ",\"queued_us\":%.3f",
+                    us(e.begin - e.posted));
+      buffer_ += numbers;
+    }
     if (!h) {
       buffer_ += tail_[e.what];
       continue;

@@ -12,12 +12,25 @@
 //   0 compute      one event per kernel call, named after the kernel (cat
 //                  "kernel"); args step (1-based), microbatch, instr, loc (the
 //                  instruction's HF module), bytes (of its outputs);
-//   1 collectives  one event per all_reduce, all_gather and reduce_scatter
-//                  (cat "comm"; args also grid_axes, reduction; bytes are
-//                  those of the output), and the trainer's error agreement
-//                  after each step (agree_on_failure);
-//   2 host         "step" spans (the whole step), "data" (filling the batch),
-//                  "log" (console and metrics), "checkpoint" (a save).
+//   1 collectives  the main thread's communication: one event per
+//                  all_reduce, all_gather, reduce_scatter and per
+//                  bucket_all_reduce_start / bucket_all_reduce_wait (cat
+//                  "comm"; args also grid_axes, reduction, bucket; bytes
+//                  are those of the outputs; a wait lasts as long as the
+//                  main thread blocked in it), and the trainer's error
+//                  agreement after each step (agree_on_failure);
+//   2 host         "step" spans (the whole step), "data" (filling the
+//                  batch's microbatches), "log" (console and metrics),
+//                  "checkpoint" (a save);
+//   3 collectives (async)  the communication thread (plans with gradient
+//                  buckets, under MpiComm with MPI_THREAD_MULTIPLE): one
+//                  "bucket_all_reduce" per bucket and step, from the moment
+//                  the thread began reducing it to the end (cat "comm";
+//                  args those of its start instruction, plus queued_us,
+//                  the time it waited behind earlier buckets). Overlap
+//                  shows as such an event beginning before the compute
+//                  lane's backward kernels end. Named only in traces of
+//                  programs with buckets.
 // Metadata events ("ph": "M") name the process "rank R" and the lanes.
 // NOTE: a collective's duration includes the time it waits for the other
 // ranks; a long all_reduce usually means another rank arrived late.
@@ -56,7 +69,12 @@ namespace llamac {
 namespace exec {
 
 /// The tid of an event.
-enum class TraceLane : int { Compute = 0, Collectives = 1, Host = 2 };
+enum class TraceLane : int {
+  Compute = 0,
+  Collectives = 1,
+  Host = 2,
+  AsyncCollectives = 3,
+};
 
 /// The host-side events of the trainer.
 enum class HostEvent : int32_t { Step, Data, Log, Checkpoint, Agree };
@@ -95,7 +113,14 @@ public:
   /// A kernel call of instruction `instr` (index in program.instrs). No
   /// allocation while the step holds fewer events than instructions + 16.
   void kernel(int32_t instr, Clock::time_point begin, Clock::time_point end) {
-    events_.push_back({instr, -1, step_, begin, end});
+    events_.push_back({instr, -1, step_, begin, end, {}, false});
+  }
+  /// A gradient bucket's all-reduce on the communication thread: posted by
+  /// instruction `startInstr` (its bucket_all_reduce_start), reduced from
+  /// `begin` to `end`. Recorded at the bucket's wait.
+  void bucket(int32_t startInstr, Clock::time_point posted,
+              Clock::time_point begin, Clock::time_point end) {
+    events_.push_back({startInstr, -1, step_, begin, end, posted, true});
   }
   /// A host event (or the trainer's agreement); nothing when not enabled().
   /// `detail` (a checkpoint's path) goes into args.path.
@@ -124,6 +149,9 @@ private:
     int32_t detail; ///< Index in details_, or -1.
     int64_t step;
     Clock::time_point begin, end;
+    Clock::time_point posted = {}; ///< Buckets: when the start posted it.
+    bool bucket = false; ///< The communication thread's reduction of the
+                         ///< bucket started by instruction `what`.
   };
   void append(const std::string &text);
 

@@ -5,6 +5,7 @@
 #include "exec/Checkpoint.h"
 #include "exec/Executor.h"
 #include "exec/Init.h"
+#include "exec/LossScale.h"
 #include "exec/PlanLoader.h"
 #include "exec/Trace.h"
 #include "io/DataLoader.h"
@@ -50,39 +51,68 @@ std::string mib(int64_t bytes) {
   return format("%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
 }
 
+/// The token buffers of a training step: microbatch k's ids in tokens[k]
+/// and targets[k] (the k-th `tokens` and the k-th `targets` argument, in
+/// argument order: the compiler unrolls microbatches that way).
+struct BatchBuffers {
+  std::vector<int32_t *> tokens, targets;
+};
+
 /// Checks that `exec`'s program (that of `rank`) is a training step the
-/// loop can drive and finds its token buffers.
-bool checkTrainingProgram(const Executor &exec, const LoadedPlan &plan,
-                          int rank, std::string &error) {
+/// loop can drive and finds its token buffers: `microbatches` pairs of
+/// `tokens` / `targets` arguments of shape [micro_batch_size, seq_len].
+bool checkTrainingProgram(Executor &exec, const LoadedPlan &plan, int rank,
+                          BatchBuffers &batch, std::string &error) {
   const TrainConfig &tc = plan.train;
   const std::string src = plan.path + ": program " + std::to_string(rank);
-  if (tc.microbatches != 1) {
-    error = plan.path + ": plan accumulates " +
-            std::to_string(tc.microbatches) +
-            " microbatches per step; not supported by this runtime yet";
-    return false;
-  }
-  if (tc.globalBatchSize != tc.microBatchSize * plan.plan->dp()) {
+  const int64_t m = tc.microbatches;
+  if (tc.globalBatchSize != tc.microBatchSize * m * plan.plan->dp()) {
     error = plan.path + ": global_batch_size " +
             std::to_string(tc.globalBatchSize) + " != micro_batch_size " +
-            std::to_string(tc.microBatchSize) + " * dp " +
-            std::to_string(plan.plan->dp());
+            std::to_string(tc.microBatchSize) + " * microbatches " +
+            std::to_string(m) + " * dp " + std::to_string(plan.plan->dp());
     return false;
   }
-  for (const char *role : {"tokens", "targets", "step"}) {
-    if (exec.findArgument(role) < 0) {
+  if (exec.findArgument("step") < 0) {
+    error = src + " has no 'step' argument; not a training step";
+    return false;
+  }
+  batch = BatchBuffers();
+  for (int a = 0; a < exec.numArguments(); ++a) {
+    const plan::Argument &arg = exec.argumentInfo(a);
+    const std::string role = arg.role() ? arg.role()->str() : "";
+    if (role != "tokens" && role != "targets")
+      continue;
+    std::vector<int32_t *> &list =
+        role == "tokens" ? batch.tokens : batch.targets;
+    const plan::Tensor &t = exec.argumentTensor(a);
+    const bool shaped = t.shape() && t.shape()->size() == 2 &&
+                        t.shape()->Get(0) == tc.microBatchSize &&
+                        t.shape()->Get(1) == tc.seqLen;
+    if (!shaped) {
+      error = src + " argument " + std::to_string(a) + " ('" + role +
+              "' of microbatch " + std::to_string(list.size()) +
+              ") has shape " + shapeString(t) + ", expected [" +
+              std::to_string(tc.microBatchSize) + ", " +
+              std::to_string(tc.seqLen) + "] (micro_batch_size, seq_len)";
+      return false;
+    }
+    list.push_back(static_cast<int32_t *>(exec.argument(a)));
+  }
+  for (const char *role : {"tokens", "targets"}) {
+    const size_t have = (std::string(role) == "tokens" ? batch.tokens
+                                                       : batch.targets)
+                            .size();
+    if (have == 0) {
       error = src + " has no '" + std::string(role) +
               "' argument; not a training step";
       return false;
     }
-  }
-  for (const char *role : {"tokens", "targets"}) {
-    const plan::Tensor &t = exec.argumentTensor(exec.findArgument(role));
-    if (numElements(t) != tc.microBatchSize * tc.seqLen) {
-      error = src + " argument '" + std::string(role) + "' has shape " +
-              shapeString(t) + ", expected [" +
-              std::to_string(tc.microBatchSize) + ", " +
-              std::to_string(tc.seqLen) + "] (micro_batch_size, seq_len)";
+    if (static_cast<int64_t>(have) != m) {
+      error = src + " has " + std::to_string(have) + " '" + role +
+              "' argument" + (have == 1 ? "" : "s") +
+              ", expected one per microbatch: " + std::to_string(m) +
+              " (the train config's microbatches)";
       return false;
     }
   }
@@ -285,6 +315,7 @@ int runTraining(const RunOptions &options, std::string &error) {
   const TrainConfig &tc = plan.train;
   const comm::Grid grid{plan.plan->pp(), plan.plan->dp(), plan.plan->tp()};
   Executor exec;
+  BatchBuffers batch;
   io::TokenStream stream;
   io::DataLoader loader;
   TrainerState state;
@@ -297,7 +328,7 @@ int runTraining(const RunOptions &options, std::string &error) {
       error = options.planPath + ": " + error;
       return false;
     }
-    if (!checkTrainingProgram(exec, plan, rank, error))
+    if (!checkTrainingProgram(exec, plan, rank, batch, error))
       return false;
     if (!checkPlanParameters(exec, model, error)) {
       error = options.planPath + ": " + error;
@@ -330,6 +361,23 @@ int runTraining(const RunOptions &options, std::string &error) {
   state.seqLen = tc.seqLen;
   state.trainConfigJson = tc.toJson();
   const int64_t firstStep = state.step;
+  // Loss scaling (the loader checked that the plan's arguments, result and
+  // configuration go together). A resumed dynamic scaler continues from the
+  // checkpoint's state; a static one uses the configured scale.
+  float *scaleArg = static_cast<float *>(exec.argument("loss_scale"));
+  float *invScaleArg = static_cast<float *>(exec.argument("inv_loss_scale"));
+  const float *allFinite = exec.scalarResultPtr("all_finite");
+  const bool scaling = scaleArg != nullptr;
+  const LossScaleConfig &scaleConfig = tc.lossScale;
+  LossScaleState scaler = LossScaleState::initial(scaleConfig);
+  const bool scalerResumed =
+      scaling && state.hasLossScale && scaleConfig.dynamic;
+  if (scalerResumed)
+    scaler = state.lossScale;
+  state.hasLossScale = scaling;
+  // Iterations (the data position, `s` below) and optimizer steps (the
+  // plan's `step` argument) differ by the steps loss scaling skipped.
+  int64_t optimizerStep = state.optimizerStep;
   if (firstStep >= options.steps) {
     if (log) {
       std::printf("%s is at step %lld, --steps is %lld: nothing to do\n",
@@ -400,23 +448,37 @@ int runTraining(const RunOptions &options, std::string &error) {
         grid.toString().c_str(), ranks.c_str(),
         plan.plan->precision() ? plan.plan->precision()->c_str() : "fp32",
         threads, threads == 1 ? "" : "s", world == 1 ? "" : " per rank");
-    std::printf("memory: arena %s, parameters + optimizer state %s%s\n",
+    const std::string scratch =
+        exec.scratchBytes() > 0
+            ? ", scratch " + mib(exec.scratchBytes())
+            : std::string();
+    std::printf("memory: arena %s, parameters + optimizer state %s%s%s\n",
                 mib(exec.arenaBytes()).c_str(),
-                mib(exec.argumentBytesTotal()).c_str(),
+                mib(exec.argumentBytesTotal()).c_str(), scratch.c_str(),
                 world == 1 ? "" : " per rank");
+    const std::string accumulate =
+        tc.microbatches == 1
+            ? std::string()
+            : " x " + std::to_string(tc.microbatches) +
+                  " microbatches, gradients accumulated";
     std::printf("batch: global %lld x seq_len %lld = %s tokens/step (micro "
-                "batch %lld%s)\n",
+                "batch %lld%s%s)\n",
                 static_cast<long long>(tc.globalBatchSize),
                 static_cast<long long>(tc.seqLen),
                 formatThousands(tokensPerStep).c_str(),
                 static_cast<long long>(tc.microBatchSize),
-                grid.dp == 1 ? "" : " per dp rank");
+                accumulate.c_str(), grid.dp == 1 ? "" : " per dp rank");
     std::printf("FLOPs/token = 6N + 12*L*H*Q*T = %.4g (PaLM/torchtitan "
                 "convention)\n",
                 model.flopsPerToken(tc.seqLen));
     std::string init =
-        options.resume ? "resumed from " + resumedFrom + " (step " +
-                             std::to_string(firstStep) + ")"
+        options.resume
+            ? "resumed from " + resumedFrom + " (step " +
+                  std::to_string(firstStep) +
+                  (optimizerStep != firstStep
+                       ? ", optimizer step " + std::to_string(optimizerStep)
+                       : std::string()) +
+                  ")"
         : options.initPath.empty()
             ? "random, seed " + std::to_string(options.seed)
             : options.initPath;
@@ -424,6 +486,30 @@ int runTraining(const RunOptions &options, std::string &error) {
                 formatThousands(static_cast<int64_t>(stream.count())).c_str(),
                 stream.numFiles(), stream.numFiles() == 1 ? "" : "s",
                 init.c_str());
+    if (scaling) {
+      std::string how =
+          scaleConfig.dynamic
+              ? "dynamic, scale " + format("%g", scaler.scale) +
+                    (scalerResumed ? " (resumed)" : "") + ", x" +
+                    format("%g", scaleConfig.growthFactor) + " after " +
+                    std::to_string(scaleConfig.growthInterval) +
+                    " finite steps, x" +
+                    format("%g", scaleConfig.backoffFactor) + " after " +
+                    std::to_string(scaleConfig.hysteresis) + " overflow" +
+                    (scaleConfig.hysteresis == 1 ? "" : "s") + ", min " +
+                    format("%g", scaleConfig.minScale)
+              : "static, scale " + format("%g", scaler.scale);
+      std::printf("loss scaling: %s; steps with inf/nan gradients are "
+                  "skipped\n",
+                  how.c_str());
+    }
+    if (exec.numBuckets() > 0 && world > 1)
+      std::printf("gradient buckets: %d, all-reduced %s\n",
+                  exec.numBuckets(),
+                  comm.overlapsAllReduce()
+                      ? "on a communication thread, overlapping the "
+                        "backward pass"
+                      : "at their waits (no overlap)");
     if (!options.saveDir.empty()) {
       std::string when =
           options.saveEvery > 0
@@ -447,11 +533,10 @@ int runTraining(const RunOptions &options, std::string &error) {
   }
 
   // 5. The loop. Every rank runs its program on its slice of the global
-  // batch (A3: dp rank r takes sequences [r*B/dp, (r+1)*B/dp)); rank 0 logs,
-  // writes metrics and saves checkpoints; then every rank learns whether any
+  // batch (A3: dp rank r takes sequences [r*B/dp, (r+1)*B/dp), its
+  // microbatch k the k-th consecutive slice of those); rank 0 logs, writes
+  // metrics and saves checkpoints; then every rank learns whether any
   // failed, so that all stop together.
-  int32_t *tokens = static_cast<int32_t *>(exec.argument("tokens"));
-  int32_t *targets = static_cast<int32_t *>(exec.argument("targets"));
   int64_t *step = static_cast<int64_t *>(exec.argument("step"));
   const float *loss = exec.scalarResultPtr("loss");
   const float *lr = exec.scalarResultPtr("lr");
@@ -463,16 +548,25 @@ int runTraining(const RunOptions &options, std::string &error) {
   using Clock = std::chrono::steady_clock;
   const SaveOptions saveOptions{kDefaultMaxShardBytes, options.keep};
   const auto start = Clock::now();
+  int64_t skippedSteps = 0;
   for (int64_t s = firstStep; s < options.steps; ++s) {
     const auto t0 = Clock::now();
     trace.beginStep(s + 1);
     // A failure here leaves this rank out of step with the others' next
     // collective: it ends the job (with one rank, it is an ordinary error).
-    bool ran = loader.fillBatch(s, dpRank, grid.dp, /*microIndex=*/0,
-                                tc.microBatchSize, tokens, targets, error);
+    bool ran = true;
+    for (size_t k = 0; ran && k < batch.tokens.size(); ++k)
+      ran = loader.fillBatch(s, dpRank, grid.dp, static_cast<int64_t>(k),
+                             tc.microBatchSize, batch.tokens[k],
+                             batch.targets[k], error);
     trace.host(HostEvent::Data, t0, Clock::now());
+    const double scaleUsed = scaler.scale;
     if (ran) {
-      *step = s;
+      *step = optimizerStep;
+      if (scaling) {
+        *scaleArg = static_cast<float>(scaleUsed);
+        *invScaleArg = static_cast<float>(1.0 / scaleUsed);
+      }
       ran = exec.run(error);
     }
     if (!ran) {
@@ -483,6 +577,24 @@ int runTraining(const RunOptions &options, std::string &error) {
         comm.abort(error, 1);
       return 1;
     }
+    // The step's outcome: all_finite is the same on every rank (the
+    // compiler reduces it over the job), so every rank skips the same
+    // steps and keeps the same scaler.
+    bool skipped = false;
+    std::string badFinite;
+    if (scaling) {
+      const float finite = *allFinite;
+      if (finite != 0.0f && finite != 1.0f)
+        badFinite = "step " + std::to_string(s + 1) +
+                    ": the plan's all_finite result is " +
+                    format("%g", finite) + ", expected 1 or 0";
+      skipped = finite != 1.0f;
+      scaler.update(scaleConfig, !skipped);
+    }
+    if (skipped)
+      ++skippedSteps;
+    else
+      ++optimizerStep;
     const double seconds =
         std::chrono::duration<double>(Clock::now() - t0).count();
     const double tokPerS = seconds > 0 ? tokensPerStep / seconds : 0.0;
@@ -504,11 +616,17 @@ int runTraining(const RunOptions &options, std::string &error) {
         comm.abort(error, 1);
       return 1;
     }
+    // A non-finite loss ends the run even with loss scaling: the forward
+    // pass itself overflowed, which no scale fixes.
     ok = std::isfinite(*loss);
     if (!ok)
       error = "step " + std::to_string(s + 1) + ": loss is " +
               (std::isnan(*loss) ? "nan" : "inf") +
               "; training diverged (try a lower learning rate)";
+    if (ok && !badFinite.empty()) {
+      error = badFinite;
+      ok = false;
+    }
     const auto tLog = Clock::now();
     if (ok && log) {
       bar.clear();
@@ -518,6 +636,9 @@ int runTraining(const RunOptions &options, std::string &error) {
                          format("%.2e", *lr);
       if (gradNorm)
         line += " | grad_norm " + format("%.3f", *gradNorm);
+      if (scaling)
+        line += " | scale " + format("%g", scaleUsed) +
+                (skipped ? " | skipped (inf/nan gradients)" : "");
       line += " | " + formatThousands(static_cast<int64_t>(tokPerS)) +
               " tok/s";
       std::puts(line.c_str());
@@ -536,6 +657,10 @@ int runTraining(const RunOptions &options, std::string &error) {
                           {"tokens_per_s", tokPerS}};
       if (gradNorm)
         j["grad_norm"] = *gradNorm;
+      if (scaling) {
+        j["loss_scale"] = scaleUsed;
+        j["skipped"] = skipped;
+      }
       std::string text = j.dump() + "\n";
       if (std::fputs(text.c_str(), metrics) < 0 || std::fflush(metrics) != 0) {
         error = options.metricsPath + ": cannot write metrics: " +
@@ -548,6 +673,8 @@ int runTraining(const RunOptions &options, std::string &error) {
     if (ok && root && saveNow) {
       const auto t1 = Clock::now();
       state.step = done;
+      state.optimizerStep = optimizerStep;
+      state.lossScale = scaler;
       std::string saved;
       if (!saveCheckpoint(options.saveDir, full, model, state, saveOptions,
                           saved, error)) {
@@ -580,12 +707,14 @@ int runTraining(const RunOptions &options, std::string &error) {
   if (log) {
     double total = std::chrono::duration<double>(Clock::now() - start).count();
     const int64_t ran = options.steps - firstStep;
-    std::printf("done: %lld steps in %.1f s, final loss %.4f, %s tok/s\n",
-                static_cast<long long>(ran), total, *loss,
-                formatThousands(static_cast<int64_t>(
-                                    total > 0 ? tokensPerStep * ran / total
-                                              : 0.0))
-                    .c_str());
+    const std::string skips =
+        scaling ? " (" + std::to_string(skippedSteps) + " skipped)" : "";
+    std::printf(
+        "done: %lld steps%s in %.1f s, final loss %.4f, %s tok/s\n",
+        static_cast<long long>(ran), skips.c_str(), total, *loss,
+        formatThousands(
+            static_cast<int64_t>(total > 0 ? tokensPerStep * ran / total : 0.0))
+            .c_str());
     std::fflush(stdout);
   }
   ok = true;

@@ -87,6 +87,45 @@ uint16_t floatToHalf(float x) {
   return uint16_t(sign | shiftRoundEven(m, 126 - e));
 }
 
+float doubleToFloatRoundOdd(double x) {
+  uint64_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  const uint32_t sign = uint32_t(u >> 32) & 0x80000000u;
+  const uint64_t a = u & 0x7FFFFFFFFFFFFFFFull;
+  constexpr uint64_t kF64Inf = 0x7FF0000000000000ull;
+  if (a > kF64Inf) // NaN: the top 23 payload bits, quiet.
+    return bitsFloat(sign | kF32Inf | kF32Quiet |
+                     uint32_t((a >> 29) & 0x007FFFFFu));
+  if (a == kF64Inf)
+    return bitsFloat(sign | kF32Inf);
+  const int e = int(a >> 52); // Biased double exponent.
+  const uint64_t m = a & 0x000FFFFFFFFFFFFFull;
+  if (e == 0) // Zero, or a double subnormal: far below the float range.
+    return bitsFloat(sign | (m != 0 ? 1u : 0u));
+  const int fe = e - 1023 + 127; // Biased float exponent.
+  if (fe >= 255) // Beyond every float: the largest finite one (odd).
+    return bitsFloat(sign | 0x7F7FFFFFu);
+  if (fe >= 1) { // Normal float: keep 23 of the 52 fraction bits.
+    const uint32_t sticky = (m & ((uint64_t(1) << 29) - 1)) != 0;
+    return bitsFloat(sign | (uint32_t(fe) << 23) | uint32_t(m >> 29) | sticky);
+  }
+  // Float subnormal: the 53-bit significand in units of 2^-149.
+  const uint64_t sig = m | (uint64_t(1) << 52);
+  const int shift = 30 - fe; // >= 30
+  if (shift >= 64)
+    return bitsFloat(sign | 1u);
+  const uint32_t sticky = (sig & ((uint64_t(1) << shift) - 1)) != 0;
+  return bitsFloat(sign | uint32_t(sig >> shift) | sticky);
+}
+
+uint16_t doubleToBf16(double x) {
+  return floatToBf16(doubleToFloatRoundOdd(x));
+}
+
+uint16_t doubleToHalf(double x) {
+  return floatToHalf(doubleToFloatRoundOdd(x));
+}
+
 float halfToFloat(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000u) << 16;
   const uint32_t e = (h >> 10) & 0x1Fu;

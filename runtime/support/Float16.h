@@ -19,6 +19,12 @@
 //    contract.)
 // Widening is exact (every bf16 and fp16 value is a float) and keeps the bits
 // of NaNs as they are.
+// From double, the narrowing is rounded once, to nearest even, as if the
+// double were rounded directly (not double-rounded through float's nearest):
+// the double is first rounded to float *to odd* (truncate, then set the last
+// bit when inexact), which keeps enough information for the second rounding
+// to be correct (Boldo & Melquiond, "Emulation of FMA and correctly rounded
+// sums: proved algorithms using rounding to odd", 2008).
 // NOTE: independent of the floating-point environment (integer arithmetic
 // only); the rounding mode set by fesetround is ignored.
 //
@@ -38,6 +44,16 @@ float bf16ToFloat(uint16_t h);
 uint16_t floatToHalf(float x);
 /// The value of the binary16 pattern h (exact).
 float halfToFloat(uint16_t h);
+
+/// Nearest bf16 of the double x, ties to even (one rounding; see above).
+uint16_t doubleToBf16(double x);
+/// Nearest IEEE binary16 of the double x, ties to even (one rounding).
+uint16_t doubleToHalf(double x);
+/// x rounded to float toward zero, with the last significand bit set when
+/// that is inexact ("round to odd"); values beyond the largest finite float
+/// give it (with the sign); NaN stays NaN (quiet), inf stays inf. Exposed
+/// for tests.
+float doubleToFloatRoundOdd(double x);
 
 } // namespace llamac
 

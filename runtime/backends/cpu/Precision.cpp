@@ -33,6 +33,53 @@ void castF32ToF16(const float *x, uint16_t *y, int64_t n) {
 void castF16ToF32(const uint16_t *x, float *y, int64_t n) {
   mapElements(x, y, n, halfToFloat);
 }
+void castBf16ToF16(const uint16_t *x, uint16_t *y, int64_t n) {
+  mapElements(x, y, n, [](uint16_t h) { return floatToHalf(bf16ToFloat(h)); });
+}
+void castF16ToBf16(const uint16_t *x, uint16_t *y, int64_t n) {
+  mapElements(x, y, n, [](uint16_t h) { return floatToBf16(halfToFloat(h)); });
+}
+void castF64ToF32(const double *x, float *y, int64_t n) {
+  mapElements(x, y, n, [](double v) { return static_cast<float>(v); });
+}
+void castF64ToBf16(const double *x, uint16_t *y, int64_t n) {
+  mapElements(x, y, n, doubleToBf16);
+}
+void castF64ToF16(const double *x, uint16_t *y, int64_t n) {
+  mapElements(x, y, n, doubleToHalf);
+}
+void castF32ToF64(const float *x, double *y, int64_t n) {
+  mapElements(x, y, n, [](float v) { return static_cast<double>(v); });
+}
+void castBf16ToF64(const uint16_t *x, double *y, int64_t n) {
+  mapElements(x, y, n,
+              [](uint16_t h) { return static_cast<double>(bf16ToFloat(h)); });
+}
+void castF16ToF64(const uint16_t *x, double *y, int64_t n) {
+  mapElements(x, y, n,
+              [](uint16_t h) { return static_cast<double>(halfToFloat(h)); });
+}
+
+namespace {
+/// Whether no element has all exponent bits set (inf or NaN).
+bool noneHasExponent(const uint16_t *x, int64_t n, uint16_t mask) {
+  // A logical AND is order-independent, so the reduction is exact.
+  int ok = 1;
+#pragma omp parallel for schedule(static) reduction(&& : ok) \
+    if (n >= kMinParallelWork)
+  for (int64_t i = 0; i < n; ++i)
+    ok = ok && (x[i] & mask) != mask;
+  return ok != 0;
+}
+} // namespace
+
+bool allFiniteBf16(const uint16_t *x, int64_t n) {
+  return noneHasExponent(x, n, 0x7F80);
+}
+bool allFiniteF16(const uint16_t *x, int64_t n) {
+  return noneHasExponent(x, n, 0x7C00);
+}
+
 void roundTripBf16(const float *x, float *y, int64_t n) {
   mapElements(x, y, n, [](float v) { return bf16ToFloat(floatToBf16(v)); });
 }

@@ -2,6 +2,8 @@
 //----------------------------------===//
 #include "comm/mpi/MpiComm.h"
 
+#include "comm/CommThread.h"
+
 #include <mpi.h>
 
 #include <algorithm>
@@ -53,6 +55,41 @@ MPI_Op mpiOp(Reduction reduction) {
 /// MPI counts are int: larger buffers go in chunks of this many elements.
 constexpr int64_t kMaxChunk = int64_t(1) << 30;
 
+/// MPI_Allreduce in place on `group`, in chunks of int counts.
+bool allReduceInChunks(void *data, int64_t count, DType dtype,
+                       Reduction reduction, MPI_Comm group,
+                       std::string &error) {
+  char *p = static_cast<char *>(data);
+  const int64_t elementBytes = dtypeBytes(dtype);
+  while (count > 0) {
+    const int n = static_cast<int>(std::min(count, kMaxChunk));
+    int rc = MPI_Allreduce(MPI_IN_PLACE, p, n, mpiType(dtype), mpiOp(reduction),
+                           group);
+    if (rc != MPI_SUCCESS) {
+      error = mpiError("MPI_Allreduce", rc);
+      return false;
+    }
+    p += n * elementBytes;
+    count -= n;
+  }
+  return true;
+}
+
+/// "MPI_THREAD_FUNNELED" for logs.
+const char *threadLevelName(int level) {
+  switch (level) {
+  case MPI_THREAD_SINGLE:
+    return "MPI_THREAD_SINGLE";
+  case MPI_THREAD_FUNNELED:
+    return "MPI_THREAD_FUNNELED";
+  case MPI_THREAD_SERIALIZED:
+    return "MPI_THREAD_SERIALIZED";
+  case MPI_THREAD_MULTIPLE:
+    return "MPI_THREAD_MULTIPLE";
+  }
+  return "an unknown thread level";
+}
+
 /// One communicator per non-empty set of grid axes, built by MPI_Comm_split
 /// of the world with Grid::groupSplit's color and key.
 class GridComm {
@@ -91,6 +128,22 @@ public:
     }
     return true;
   }
+  /// Collective over each group of `from`: a duplicate of every one of its
+  /// communicators (same groups and rank order, a separate context, so
+  /// that collectives on the two never match each other).
+  bool duplicate(const GridComm &from, std::string &error) {
+    release();
+    for (AxisMask mask = 1; mask < kNumAxisMasks; ++mask) {
+      int rc = MPI_Comm_dup(from.comms_[mask], &comms_[mask]);
+      if (rc == MPI_SUCCESS)
+        rc = MPI_Comm_set_errhandler(comms_[mask], MPI_ERRORS_RETURN);
+      if (rc != MPI_SUCCESS) {
+        error = mpiError("MPI_Comm_dup", rc);
+        return false;
+      }
+    }
+    return true;
+  }
   void release() {
     for (MPI_Comm &c : comms_)
       if (c != MPI_COMM_NULL)
@@ -104,11 +157,15 @@ private:
 
 class MpiComm final : public Comm {
 public:
-  MpiComm(MPI_Comm world, bool ownsInit) : world_(world), ownsInit_(ownsInit) {
+  MpiComm(MPI_Comm world, bool ownsInit, int threadLevel)
+      : world_(world), ownsInit_(ownsInit), threadLevel_(threadLevel) {
     MPI_Comm_rank(world_, &rank_);
     MPI_Comm_size(world_, &size_);
   }
   ~MpiComm() override {
+    // The thread first: it may be using the communicators.
+    thread_.reset();
+    asyncGroups_.release();
     groups_.release();
     MPI_Comm_free(&world_);
     int finalized = 0;
@@ -128,8 +185,17 @@ public:
               std::to_string(size_);
       return false;
     }
+    if (thread_ && thread_->inFlight() > 0) {
+      error = "setGrid() with " + std::to_string(thread_->inFlight()) +
+              " started all-reduces not yet waited for";
+      return false;
+    }
     grid_ = Grid();
     if (!groups_.create(world_, grid, rank_, error))
+      return false;
+    // The communication thread's own communicators (only with threads).
+    if (threadLevel_ == MPI_THREAD_MULTIPLE &&
+        !asyncGroups_.duplicate(groups_, error))
       return false;
     grid_ = grid;
     return true;
@@ -139,16 +205,9 @@ public:
                  const std::vector<int> &gridAxes,
                  std::string &error) override {
     AxisMask mask;
-    if (!gridAxesMask(gridAxes, mask, error)) {
-      error = "all_reduce over grid axes " + error;
+    if (!checkAllReduceArguments("all_reduce", data, count, gridAxes, mask,
+                                 error))
       return false;
-    }
-    if (count < 0 || (count > 0 && !data)) {
-      error = "all_reduce of " + std::to_string(count) + " elements at " +
-              (data ? "a buffer" : "null") +
-              ", expected count >= 0 and a buffer";
-      return false;
-    }
     if (!hasGrid()) {
       error = "all_reduce before setGrid(): no device grid for the " +
               std::to_string(size_) + " ranks";
@@ -156,21 +215,68 @@ public:
     }
     if (count == 0 || grid_.groupSize(mask) == 1)
       return true;
-    MPI_Comm group = groups_.group(mask);
-    char *p = static_cast<char *>(data);
-    const int64_t elementBytes = dtypeBytes(dtype);
-    while (count > 0) {
-      const int n = static_cast<int>(std::min(count, kMaxChunk));
-      int rc = MPI_Allreduce(MPI_IN_PLACE, p, n, mpiType(dtype),
-                             mpiOp(reduction), group);
-      if (rc != MPI_SUCCESS) {
-        error = mpiError("MPI_Allreduce", rc);
-        return false;
-      }
-      p += n * elementBytes;
-      count -= n;
+    return allReduceInChunks(data, count, dtype, reduction, groups_.group(mask),
+                             error);
+  }
+
+  // Started all-reduces: a communication thread runs blocking
+  // MPI_Allreduce calls, in posting order, on duplicates of the group
+  // communicators that no other thread uses. Why not MPI_Iallreduce: Open
+  // MPI 4 (Debian 12's 4.1) has no asynchronous progress ("OMPI progress:
+  // no" in ompi_info), so a non-blocking collective only advances inside
+  // MPI calls; the main thread makes none while it runs kernels, and the
+  // reduction would happen at MPI_Wait, after the backward pass. A thread
+  // blocked in MPI_Allreduce drives the progress engine itself. It needs
+  // MPI_THREAD_MULTIPLE (the main thread's collectives run meanwhile);
+  // without it the default of Comm (the reduction at the wait) applies,
+  // with a warning.
+  bool allReduceStart(void *data, int64_t count, DType dtype,
+                      Reduction reduction, const std::vector<int> &gridAxes,
+                      Ticket &ticket, std::string &error) override {
+    if (threadLevel_ != MPI_THREAD_MULTIPLE) {
+      warnNoThreads();
+      return Comm::allReduceStart(data, count, dtype, reduction, gridAxes,
+                                  ticket, error);
     }
+    ticket = kNoTicket;
+    AxisMask mask;
+    if (!checkAllReduceArguments("all_reduce", data, count, gridAxes, mask,
+                                 error))
+      return false;
+    if (!hasGrid()) {
+      error = "all_reduce before setGrid(): no device grid for the " +
+              std::to_string(size_) + " ranks";
+      return false;
+    }
+    if (count == 0 || grid_.groupSize(mask) == 1)
+      return true;
+    if (!thread_)
+      thread_ = std::make_unique<CommThread>(
+          [this](const CommThread::Work &w, std::string &why) {
+            return allReduceInChunks(w.data, w.count, w.dtype, w.reduction,
+                                     asyncGroups_.group(w.mask), why);
+          });
+    ticket = thread_->post({data, count, dtype, reduction, mask});
     return true;
+  }
+
+  bool allReduceWait(Ticket ticket, AsyncTiming *timing,
+                     std::string &error) override {
+    if (threadLevel_ != MPI_THREAD_MULTIPLE || ticket == kNoTicket)
+      return Comm::allReduceWait(ticket, timing, error);
+    if (!thread_) {
+      if (timing)
+        *timing = AsyncTiming();
+      error = "wait for all_reduce ticket " + std::to_string(ticket) +
+              ", which is not in flight (never started, or already waited "
+              "for)";
+      return false;
+    }
+    return thread_->wait(ticket, timing, error);
+  }
+
+  bool overlapsAllReduce() const override {
+    return threadLevel_ == MPI_THREAD_MULTIPLE;
   }
 
   bool allGather(const void *send, void *recv, int64_t count, DType dtype,
@@ -355,10 +461,27 @@ private:
     return true;
   }
 
+  /// Once per process, on rank 0: started all-reduces will not overlap.
+  void warnNoThreads() const {
+    static bool warned = false;
+    if (warned || rank_ != 0)
+      return;
+    warned = true;
+    std::fprintf(stderr,
+                 "llamac: warning: MPI provides %s, not MPI_THREAD_MULTIPLE: "
+                 "gradient buckets are all-reduced at their waits, without "
+                 "overlapping the backward pass\n",
+                 threadLevelName(threadLevel_));
+    std::fflush(stderr);
+  }
+
   MPI_Comm world_;
   bool ownsInit_;
+  int threadLevel_; ///< What MPI provides (MPI_Init_thread / Query_thread).
   int rank_ = 0, size_ = 1;
   GridComm groups_;
+  GridComm asyncGroups_; ///< The communication thread's duplicates.
+  std::unique_ptr<CommThread> thread_; ///< Started by the first start.
 };
 
 } // namespace
@@ -372,16 +495,20 @@ std::unique_ptr<Comm> createMpiComm(std::string &error) {
     return nullptr;
   }
   bool ownsInit = false;
+  int provided = MPI_THREAD_SINGLE;
   if (!initialized) {
-    // Only the thread that runs the executor calls MPI; OpenMP threads
-    // never do.
-    int provided = 0;
-    int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    // The thread that runs the executor and the communication thread of
+    // started all-reduces (CommThread) call MPI at the same time, on
+    // different communicators; OpenMP threads never do. Without
+    // MPI_THREAD_MULTIPLE the started all-reduces run at their waits.
+    int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
     if (rc != MPI_SUCCESS) {
       error = mpiError("MPI_Init_thread", rc);
       return nullptr;
     }
     ownsInit = true;
+  } else {
+    MPI_Query_thread(&provided);
   }
   MPI_Comm world;
   int rc = MPI_Comm_dup(MPI_COMM_WORLD, &world);
@@ -393,7 +520,7 @@ std::unique_ptr<Comm> createMpiComm(std::string &error) {
       MPI_Finalize();
     return nullptr;
   }
-  return std::make_unique<MpiComm>(world, ownsInit);
+  return std::make_unique<MpiComm>(world, ownsInit, provided);
 }
 
 } // namespace comm

@@ -5,17 +5,29 @@
 // Built only with -DLLAMAC_ENABLE_MPI=ON; this header includes nothing from
 // MPI, so its users need no MPI include path.
 //
-//  - Creation: MPI_Init_thread(MPI_THREAD_FUNNELED) unless MPI is already
-//    initialised; the world is a duplicate of MPI_COMM_WORLD with
-//    MPI_ERRORS_RETURN, so MPI errors come back as messages instead of
-//    killing the job.
+//  - Creation: MPI_Init_thread(MPI_THREAD_MULTIPLE) unless MPI is already
+//    initialised (then MPI_Query_thread says what it provides); the world
+//    is a duplicate of MPI_COMM_WORLD with MPI_ERRORS_RETURN, so MPI errors
+//    come back as messages instead of killing the job.
 //  - setGrid(): GridComm, one MPI_Comm_split per non-empty set of grid axes
 //    (7 of them, in the same order on every rank; color and key from
 //    Grid::groupSplit), so an all_reduce never creates a communicator.
 //    The key (the world rank) makes each group communicator's rank order
 //    the group index order that allGather / reduceScatter blocks follow.
-//  - Destruction: frees the communicators and calls MPI_Finalize when this
-//    object called MPI_Init.
+//    With MPI_THREAD_MULTIPLE, an MPI_Comm_dup of each for the
+//    communication thread.
+//  - allReduceStart / allReduceWait: a communication thread (CommThread,
+//    started by the first start) runs the started all-reduces in order,
+//    each a blocking MPI_Allreduce on the duplicated communicator of its
+//    group, while the main thread goes on (its collectives use the other
+//    communicators, so the two never match each other's calls). Blocking
+//    calls on a thread rather than MPI_Iallreduce: Open MPI 4 has no
+//    asynchronous progress, so a non-blocking collective would only
+//    advance at the next MPI call of the main thread, i.e. at the wait.
+//    Without MPI_THREAD_MULTIPLE: the reduction runs at the wait (Comm's
+//    default), and rank 0 prints a one-line warning once.
+//  - Destruction: joins the communication thread, frees the communicators
+//    and calls MPI_Finalize when this object called MPI_Init.
 //
 // NOTE: MPI allows one MPI_Init per process: create one MpiComm (through
 // createComm) and keep it for the process's life.

@@ -319,3 +319,83 @@ TEST(MpiComm, EveryRankLearnsTheFirstFailure) {
   EXPECT_TRUE(c.agreeOnFailure(r == 0, error));
   EXPECT_EQ(error, "rank 0: ");
 }
+
+TEST(MpiComm, StartedAllReducesRunOnTheCommunicationThread) {
+  // Buckets over dp and over tp in flight together, a synchronous all_reduce
+  // over dp and the world's barrier while they are, waits out of order:
+  // every result is its closed form, and (with MPI_THREAD_MULTIPLE, which
+  // Open MPI provides) the reductions ran on the communication thread.
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  setGrid(Grid{1, 2, 2});
+  const int r = c.rank(), t = r % 2, d = r / 2;
+  const int n = 3000; // several eager/rendezvous fragments
+  std::vector<float> overDp = contribution<float>(r, n);
+  std::vector<float> overTp = contribution<float>(r, 7);
+  std::vector<float> sync = contribution<float>(r, 5);
+  std::vector<float> small = contribution<float>(r, 1);
+  std::string error;
+  Ticket dp = kNoTicket, tp = kNoTicket, one = kNoTicket;
+  EXPECT_TRUE(c.allReduceStart(overDp.data(), n, DType::F32, Reduction::Sum,
+                               {1}, dp, error))
+      << error;
+  EXPECT_TRUE(c.allReduceStart(overTp.data(), 7, DType::F32, Reduction::Max,
+                               {2}, tp, error))
+      << error;
+  // pp = 1: a group of one.
+  EXPECT_TRUE(c.allReduceStart(small.data(), 1, DType::F32, Reduction::Sum, {0},
+                               one, error))
+      << error;
+  EXPECT_NE(dp, kNoTicket);
+  EXPECT_NE(tp, kNoTicket);
+  EXPECT_EQ(one, kNoTicket);
+  EXPECT_TRUE(
+      c.allReduce(sync.data(), 5, DType::F32, Reduction::Sum, {1}, error))
+      << error;
+  EXPECT_TRUE(c.barrier(error)) << error;
+  AsyncTiming timing;
+  EXPECT_TRUE(c.allReduceWait(tp, &timing, error)) << error;
+  EXPECT_EQ(timing.threaded, c.overlapsAllReduce());
+  EXPECT_TRUE(c.allReduceWait(dp, &timing, error)) << error;
+  EXPECT_TRUE(c.allReduceWait(one, nullptr, error)) << error;
+  EXPECT_TRUE(c.overlapsAllReduce()) << "MPI without MPI_THREAD_MULTIPLE";
+  if (timing.threaded) {
+    EXPECT_LE(timing.posted, timing.begin);
+    EXPECT_LE(timing.begin, timing.end);
+  }
+  // dp groups {t, t + 2}: (t + 1 + t + 3) * 1000 + 2i; tp max: rank 2d + 1.
+  EXPECT_EQ(mismatch(overDp, [&](int i) { return (2 * t + 4) * 1000 + 2 * i; }),
+            "");
+  EXPECT_EQ(mismatch(overTp, [&](int i) { return (2 * d + 2) * 1000 + i; }),
+            "");
+  EXPECT_EQ(mismatch(sync, [&](int i) { return (2 * t + 4) * 1000 + 2 * i; }),
+            "");
+  EXPECT_EQ(mismatch(small, [&](int) { return (r + 1) * 1000; }), "");
+  // Unknown tickets fail on every rank alike.
+  EXPECT_FALSE(c.allReduceWait(dp, nullptr, error));
+}
+
+TEST(MpiComm, ManyStartedAllReducesStayInOrder) {
+  // 64 buckets of different sizes over all four ranks, started back to
+  // back and waited for in reverse: the queue matches them in start order
+  // on every rank.
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  setGrid(Grid{1, 4, 1});
+  const int r = c.rank();
+  std::vector<std::vector<float>> bufs;
+  for (int b = 0; b < 64; ++b)
+    bufs.push_back(std::vector<float>(1 + 37 * b, float(r + b)));
+  std::vector<Ticket> tickets(bufs.size());
+  std::string error;
+  for (size_t b = 0; b < bufs.size(); ++b)
+    EXPECT_TRUE(c.allReduceStart(bufs[b].data(), int64_t(bufs[b].size()),
+                                 DType::F32, Reduction::Sum, {1}, tickets[b],
+                                 error))
+        << error;
+  for (size_t b = bufs.size(); b-- > 0;)
+    EXPECT_TRUE(c.allReduceWait(tickets[b], nullptr, error)) << error;
+  for (size_t b = 0; b < bufs.size(); ++b)
+    EXPECT_EQ(mismatch(bufs[b], [&](int) { return 6 + 4 * int(b); }), "")
+        << "bucket " << b;
+}

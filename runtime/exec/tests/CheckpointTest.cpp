@@ -87,6 +87,7 @@ void fillState(Executor &exec, const LlamaConfig &config, int64_t step) {
 TrainerState stateAt(int64_t step, const LoadedPlan &plan) {
   TrainerState s;
   s.step = step;
+  s.optimizerStep = step;
   s.globalBatchSize = plan.train.globalBatchSize;
   s.seqLen = plan.train.seqLen;
   s.seed = 99;

@@ -822,8 +822,9 @@ TEST(Executor, VocabShardKernelsMatchDirectKernelCalls) {
     EXPECT_EQ(copyOf(f32(e, emb), rows * d), em);
     EXPECT_EQ(copyOf(f32(e, dtable), vl * d), dt);
     // Rank 1's targets select its own columns, not those of offset 0.
-    if (me == 1)
+    if (me == 1) {
       EXPECT_NE(tv, tw);
+    }
     // sum_squares in double over both operands; sqrt of it; global_norm.
     double ref = 0.0;
     for (int64_t i = 0; i < rows * vl; ++i)

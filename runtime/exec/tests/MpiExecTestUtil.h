@@ -3,7 +3,7 @@
 // What MpiTrainerTest.cpp and MpiTensorParallelTest.cpp (one binary,
 // llamac-mpi-exec-tests, run under mpirun) both need: skipping without the
 // right world size, a directory shared by the ranks, rank-0-only work,
-// metrics files and irregular token streams.
+// metrics files (irregular token streams: BigramRun.h).
 //
 //===----------------------------------------------------------------------===//
 #ifndef LLAMAC_RUNTIME_EXEC_TESTS_MPIEXECTESTUTIL_H
@@ -65,21 +65,6 @@ template <typename F> void onRankZero(F write) {
     write();
   std::string error;
   EXPECT_TRUE(testComm().barrier(error)) << error;
-}
-
-/// The cycle t -> (5t + 3) mod 16 of cycleTokens, with a quarter of the
-/// tokens replaced by pseudo-random ones (an LCG): learnable, but without a
-/// short period, so every sequence of a batch differs and a rank reading
-/// the wrong slice changes the loss.
-inline std::vector<uint32_t> irregularTokens(size_t n) {
-  std::vector<uint32_t> t(n);
-  uint32_t lcg = 12345, x = 1;
-  for (size_t i = 0; i < n; ++i) {
-    lcg = lcg * 1103515245u + 12345u;
-    x = ((lcg >> 16) % 4 == 0) ? (lcg >> 20) % kV : (5 * x + 3) % kV;
-    t[i] = x;
-  }
-  return t;
 }
 
 inline std::vector<nlohmann::json> readMetrics(const std::string &path) {

@@ -10,6 +10,8 @@
 //  - data-parallel training (the bigram step of BigramRun.h with its loss
 //    and gradients summed over dp) against the single-rank run of the same
 //    global batch, an exact resume under dp, and rank 0 alone writing;
+//  - loss scaling under dp: every rank skips the same steps, the scaler
+//    matches the single-rank run's and resumes exactly;
 //  - bad input on any rank (world size, data, rank 0's outputs) ends every
 //    rank with the same error instead of a hang.
 // Without mpirun (one rank) the tests skip.
@@ -185,6 +187,74 @@ TEST(MpiTrainer, ResumeUnderDataParallelismIsExact) {
       EXPECT_EQ(resumed[i]["loss"], straight[i + 3]["loss"]) << i; // bitwise
       EXPECT_EQ(resumed[i]["grad_norm"], straight[i + 3]["grad_norm"]) << i;
     }
+  });
+}
+
+TEST(MpiTrainer, LossScalingSkipsTheSameStepsOnEveryRank) {
+  // The f16 loss-scaled bigram step under dp (its finite check reduced
+  // with min over dp) against the single-rank run of the global batch: the
+  // same scales and skipped steps (the f16 seed overflows at >= 65520 on
+  // every rank), losses within reduction-order noise, then an exact resume
+  // in the middle of a growth count.
+  if (testComm().size() == 1)
+    GTEST_SKIP() << "needs mpirun";
+  DataParallelRun f;
+  const std::string scaler =
+      R"({"init": 262144.0, "growth_interval": 3, "hysteresis": 2})";
+  onRankZero([&] {
+    writeBytes(f.dir.file("scaled-dp.llx"),
+               buildPlan(lossScaledBigramPlan(DType::F16, scaler, f.world, 2)));
+    writeBytes(
+        f.dir.file("scaled-one.llx"),
+        buildPlan(lossScaledBigramPlan(DType::F16, scaler, 1, 2 * f.world)));
+  });
+  f.options.planPath = f.dir.file("scaled-dp.llx");
+  f.options.steps = 12;
+  f.options.metricsPath = f.dir.file("scaled-dp.jsonl");
+  f.run();
+  f.options.steps = 10; // mid-growth, with the hysteresis spent
+  f.options.saveDir = f.dir.file("ckpt");
+  f.options.metricsPath = f.dir.file("first.jsonl");
+  f.run();
+  f.options.steps = 12;
+  f.options.resume = true;
+  f.options.metricsPath = f.dir.file("resumed.jsonl");
+  f.run();
+  onRankZero([&] {
+    RunOptions single = f.options;
+    single.planPath = f.dir.file("scaled-one.llx");
+    single.metricsPath = f.dir.file("scaled-one.jsonl");
+    single.saveDir.clear();
+    single.resume = false;
+    single.comm = nullptr;
+    std::string error;
+    ASSERT_EQ(runTraining(single, error), 0) << error;
+    std::vector<nlohmann::json> dp = readMetrics(f.dir.file("scaled-dp.jsonl"));
+    std::vector<nlohmann::json> one = readMetrics(single.metricsPath);
+    std::vector<nlohmann::json> resumed =
+        readMetrics(f.dir.file("resumed.jsonl"));
+    ASSERT_EQ(dp.size(), 12u);
+    ASSERT_EQ(one.size(), 12u);
+    ASSERT_EQ(resumed.size(), 2u);
+    // Megatron's hysteresis 2: 2^18 overflows twice before halving, then
+    // every overflow halves (2^17, 2^16) until 2^15 is finite; after 3
+    // finite steps 2^16 (hysteresis refilled) overflows twice, and so on.
+    const double scales[12] = {262144, 262144, 131072, 65536, 32768, 32768,
+                               32768,  65536,  65536,  32768, 32768, 32768};
+    for (size_t i = 0; i < 12; ++i) {
+      SCOPED_TRACE("step " + std::to_string(i + 1));
+      EXPECT_EQ(dp[i]["loss_scale"].get<double>(), scales[i]);
+      EXPECT_EQ(dp[i]["skipped"].get<bool>(), scales[i] >= 65520);
+      EXPECT_EQ(dp[i]["loss_scale"], one[i]["loss_scale"]);
+      EXPECT_EQ(dp[i]["skipped"], one[i]["skipped"]);
+      EXPECT_EQ(dp[i]["lr"], one[i]["lr"]);
+      double a = dp[i]["loss"], b = one[i]["loss"];
+      EXPECT_NEAR(a, b, 1e-4 * std::abs(b));
+    }
+    for (size_t i = 0; i < 2; ++i)
+      for (const char *key : {"loss", "lr", "loss_scale", "skipped"})
+        EXPECT_EQ(resumed[i][key], dp[i + 10][key])
+            << key << " at step " << i + 11;
   });
 }
 

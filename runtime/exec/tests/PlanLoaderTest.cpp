@@ -333,9 +333,20 @@ TEST(PlanLoader, Attributes) {
 
 TEST(PlanLoader, CpuBackendDtypes) {
   PlanDef def = validPlan();
+  def.programs[0].tensors[6].dtype = DType::I1;
+  EXPECT_ERROR(loadError(def), "tensor 6 'logits': dtype i1 is not "
+                               "supported by the CPU backend (f32, bf16, "
+                               "f16, f64, i32, i64)");
+  // 16-bit logits load (computed in f32); f64 ones only feed cast and
+  // all_finite.
+  def = validPlan();
   def.programs[0].tensors[6].dtype = DType::BF16;
-  EXPECT_ERROR(loadError(def), "tensor 6 'logits': dtype bf16 is not "
-                               "supported by the CPU backend yet");
+  EXPECT_EQ(loadError(def), "");
+  def = validPlan();
+  def.programs[0].tensors[6].dtype = DType::F64;
+  EXPECT_ERROR(loadError(def), "instr 0 'linear' (test): output 0 tensor 6 "
+                               "'logits' (f64 [2, 3, 5]): expected dtype "
+                               "f32, bf16 or f16");
   def = validPlan();
   def.programs[0].tensors[6].dtype = static_cast<DType>(42);
   EXPECT_ERROR(loadError(def), "unknown dtype 42");

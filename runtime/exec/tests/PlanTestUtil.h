@@ -107,6 +107,15 @@ struct ProgramDef {
     args.back().shardAxes = std::move(shardAxes);
     return t;
   }
+  /// A new arena tensor at `elementOffset` f32 elements into arena tensor
+  /// `region` (tensors laid out back to back, as the compiler lays out a
+  /// gradient bucket); returns its index.
+  int within(int region, int64_t elementOffset, const std::string &name,
+             const std::vector<int64_t> &shape) {
+    tensors.push_back({name, DType::F32, shape, Storage::Arena,
+                       tensors[region].offset + elementOffset * 4});
+    return static_cast<int>(tensors.size()) - 1;
+  }
   /// Another tensor over the storage of tensor `of` (a reshape).
   int view(int of, const std::vector<int64_t> &shape) {
     TensorDef t = tensors[of];
@@ -136,11 +145,12 @@ inline std::string tinyModelJson(bool tied = false) {
 }
 
 inline std::string tinyTrainJson(int64_t seqLen = 8, int64_t micro = 2,
-                                 int64_t global = 2) {
+                                 int64_t global = 2, int64_t microbatches = 1) {
   return R"({"seq_len": )" + std::to_string(seqLen) +
          R"(, "micro_batch_size": )" + std::to_string(micro) +
          R"(, "global_batch_size": )" + std::to_string(global) +
-         R"(, "microbatches": 1, "lr": 0.01, "min_lr": 0.001,
+         R"(, "microbatches": )" + std::to_string(microbatches) +
+         R"(, "lr": 0.01, "min_lr": 0.001,
            "warmup_steps": 2, "decay_steps": 20, "beta1": 0.9,
            "beta2": 0.95, "eps": 1e-8, "weight_decay": 0.1,
            "clip_grad_norm": 1.0, "clip_grad_value": null})";

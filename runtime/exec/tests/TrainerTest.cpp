@@ -201,13 +201,15 @@ TEST(Trainer, BadPlan) {
   batch.trainJson = tinyTrainJson(8, 2, 4);
   writeBytes(f.dir.file("batch.llx"), buildPlan(batch));
   f.options.planPath = f.dir.file("batch.llx");
-  f.expectFailure("global_batch_size 4 != micro_batch_size 2 * dp 1");
+  f.expectFailure(
+      "global_batch_size 4 != micro_batch_size 2 * microbatches 1 * dp 1");
 
   PlanDef seq = singleProgram(bigramProgram());
   seq.trainJson = tinyTrainJson(16, 2, 2);
   writeBytes(f.dir.file("seq.llx"), buildPlan(seq));
   f.options.planPath = f.dir.file("seq.llx");
-  f.expectFailure("argument 'tokens' has shape [2, 8], expected [2, 16]");
+  f.expectFailure(
+      "('tokens' of microbatch 0) has shape [2, 8], expected [2, 16]");
 }
 
 TEST(Trainer, BadData) {

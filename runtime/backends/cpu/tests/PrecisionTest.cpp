@@ -55,10 +55,11 @@ constexpr Format kHalf = {11, -14, 65504.0};
 const Format kBf16 = {8, -126, std::ldexp(255.0, 120)}; // (2 - 2^-7) * 2^127
 
 /// The value of `x` rounded to `f` by nearest-even, computed in double, which
-/// holds every float and every midpoint between neighbours exactly. Shares no
-/// code or bit tricks with the implementation.
-double referenceRound(float xf, const Format &f) {
-  const double x = xf;
+/// holds every float and every midpoint between neighbours exactly (and, for
+/// a double x, compares it with them exactly: the differences below are
+/// exact by Sterbenz's lemma where it matters). Shares no code or bit tricks
+/// with the implementation.
+double referenceRound(double x, const Format &f) {
   const double ax = std::fabs(x);
   if (std::isnan(x) || std::isinf(x) || ax == 0)
     return x;
@@ -332,4 +333,159 @@ TEST(LowPrecisionTest, RoundTripInPlace) {
   roundTripBf16(z.data(), z.data(), int64_t(z.size()));
   EXPECT_EQ(toBits(z[0]), 0x3F820000u);
   EXPECT_EQ(toBits(z[1]), 0x7F620000u); // 3e38 = 0x7F61B1E6 rounds up
+}
+
+//===----------------------------------------------------------------------===//
+// From double: one rounding
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+double fromBits64(uint64_t u) {
+  double x;
+  std::memcpy(&x, &u, sizeof(x));
+  return x;
+}
+
+/// Random doubles that stress the narrowing from double: uniform patterns,
+/// exact bf16 / fp16 midpoints nudged by far less than a float ulp (where
+/// rounding through float's nearest would land on the tie), values beyond
+/// the float range, and double subnormals.
+std::vector<double> stressDoubles(size_t n, uint32_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<double> xs;
+  xs.reserve(n);
+  const std::vector<float> mids = stressFloats(n, seed);
+  while (xs.size() < n) {
+    const uint64_t u = rng();
+    double x;
+    switch (xs.size() % 4) {
+    case 0:
+      x = fromBits64(u);
+      break;
+    case 1: { // a float (often a midpoint) + or - a tiny fraction of its ulp
+      const double m = mids[xs.size()];
+      const int sign = (u & 1) ? 1 : -1;
+      x = m + sign * std::fabs(m) * std::ldexp(1.0, -30 - int(u >> 59));
+      if (u & 2)
+        x = m; // the exact tie
+      break;
+    }
+    case 2: // exponents around the float range and its subnormals
+      x = std::ldexp(double(u >> 11) * 0x1p-53 + 1.0, int(u % 320) - 160);
+      break;
+    default: // double subnormals and tiny values
+      x = fromBits64(u & 0x800FFFFFFFFFFFFFull) * ((u >> 40) & 1 ? 1 : 1e200);
+      break;
+    }
+    xs.push_back(x);
+  }
+  return xs;
+}
+
+} // namespace
+
+TEST(LowPrecisionTest, FromDoubleMatchesReferenceRoundingOnce) {
+  // Rounding through float's nearest value would break ties it created
+  // itself: 1 + 2^-8 + 2^-40 is above the bf16 midpoint 1 + 2^-8 but its
+  // float is that midpoint, which rounds to even (down).
+  const double above = 1.0 + 0x1p-8 + 0x1p-40;
+  EXPECT_EQ(floatToBf16(float(above)), 0x3F80);
+  EXPECT_EQ(doubleToBf16(above), 0x3F81);
+  EXPECT_EQ(doubleToBf16(1.0 + 0x1p-8 - 0x1p-40), 0x3F80);
+  EXPECT_EQ(doubleToBf16(1.0 + 0x1p-8), 0x3F80); // the exact tie: even
+  EXPECT_EQ(doubleToHalf(1.0 + 0x1p-11 + 0x1p-40), 0x3C01);
+  EXPECT_EQ(doubleToHalf(65519.99999999), 0x7BFF);
+  EXPECT_EQ(doubleToHalf(65520.0), 0x7C00);
+  EXPECT_EQ(doubleToBf16(1e300), 0x7F80);
+  EXPECT_EQ(doubleToBf16(-1e300), 0xFF80);
+  EXPECT_EQ(doubleToBf16(-1e-300), 0x8000);
+  EXPECT_EQ(doubleToHalf(0x1p-25 + 0x1p-60), 0x0001); // above half of 2^-24
+  EXPECT_EQ(doubleToHalf(0x1p-25), 0x0000);           // the tie: even
+  EXPECT_TRUE(isBf16NaN(doubleToBf16(std::nan(""))));
+  EXPECT_TRUE(isHalfNaN(doubleToHalf(-std::nan(""))));
+  EXPECT_EQ(llamac::doubleToFloatRoundOdd(1e300),
+            std::numeric_limits<float>::max());
+  EXPECT_EQ(toBits(llamac::doubleToFloatRoundOdd(-1e-300)), 0x80000001u);
+  EXPECT_EQ(llamac::doubleToFloatRoundOdd(0.5), 0.5f);
+
+  int halfMismatches = 0, bf16Mismatches = 0;
+  for (double x : stressDoubles(400000, 11)) {
+    const uint16_t h = doubleToHalf(x), b = doubleToBf16(x);
+    if (std::isnan(x)) {
+      halfMismatches += !isHalfNaN(h);
+      bf16Mismatches += !isBf16NaN(b);
+      continue;
+    }
+    const float hr = float(referenceRound(x, kHalf));
+    const float br = float(referenceRound(x, kBf16));
+    if (toBits(halfToFloat(h)) != toBits(hr) && halfMismatches++ < 10)
+      ADD_FAILURE() << "fp16 of " << std::hexfloat << x << ": got "
+                    << halfToFloat(h) << ", reference " << hr;
+    if (toBits(bf16ToFloat(b)) != toBits(br) && bf16Mismatches++ < 10)
+      ADD_FAILURE() << "bf16 of " << std::hexfloat << x << ": got "
+                    << bf16ToFloat(b) << ", reference " << br;
+  }
+  EXPECT_EQ(halfMismatches, 0);
+  EXPECT_EQ(bf16Mismatches, 0);
+}
+
+TEST(LowPrecisionTest, BulkCastsBetweenEveryFloatPair) {
+  const std::vector<float> xs = stressFloats(50001, 5);
+  const std::vector<double> ds = stressDoubles(50001, 6);
+  const int64_t n = int64_t(xs.size());
+  std::vector<uint16_t> b(n), h(n), out16(n);
+  std::vector<double> wide(n);
+  std::vector<float> narrow(n);
+  castF32ToBf16(xs.data(), b.data(), n);
+  castF32ToF16(xs.data(), h.data(), n);
+  castBf16ToF16(b.data(), out16.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(out16[i], floatToHalf(bf16ToFloat(b[i]))) << i;
+  castF16ToBf16(h.data(), out16.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(out16[i], floatToBf16(halfToFloat(h[i]))) << i;
+  castBf16ToF64(b.data(), wide.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_TRUE(std::isnan(wide[i]) ? isBf16NaN(b[i])
+                                    : wide[i] == double(bf16ToFloat(b[i])));
+  castF16ToF64(h.data(), wide.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_TRUE(std::isnan(wide[i]) ? isHalfNaN(h[i])
+                                    : wide[i] == double(halfToFloat(h[i])));
+  castF32ToF64(xs.data(), wide.data(), n);
+  castF64ToF32(wide.data(), narrow.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_TRUE(std::isnan(xs[i]) ? std::isnan(narrow[i])
+                                  : toBits(narrow[i]) == toBits(xs[i]))
+        << i;
+  castF64ToBf16(ds.data(), out16.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(out16[i], doubleToBf16(ds[i])) << i;
+  castF64ToF16(ds.data(), out16.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(out16[i], doubleToHalf(ds[i])) << i;
+}
+
+TEST(LowPrecisionTest, AllFiniteOnEvery16BitPattern) {
+  int finiteB = 0, finiteH = 0;
+  for (uint32_t u = 0; u < 0x10000; ++u) {
+    const uint16_t x = uint16_t(u);
+    EXPECT_EQ(allFiniteBf16(&x, 1), std::isfinite(bf16ToFloat(x))) << u;
+    EXPECT_EQ(allFiniteF16(&x, 1), std::isfinite(halfToFloat(x))) << u;
+    finiteB += allFiniteBf16(&x, 1);
+    finiteH += allFiniteF16(&x, 1);
+  }
+  EXPECT_EQ(finiteB, 65536 - 2 * 128); // exponent 0xFF, either sign
+  EXPECT_EQ(finiteH, 65536 - 2 * 1024);
+  // Large (parallel) buffers: one bad element anywhere.
+  std::vector<uint16_t> big(200003, floatToBf16(1.5f));
+  EXPECT_TRUE(allFiniteBf16(big.data(), int64_t(big.size())));
+  big[123457] = 0xFFC1; // a NaN
+  EXPECT_FALSE(allFiniteBf16(big.data(), int64_t(big.size())));
+  std::vector<uint16_t> halves(200003, floatToHalf(-2.0f));
+  EXPECT_TRUE(allFiniteF16(halves.data(), int64_t(halves.size())));
+  halves.back() = 0x7C00; // +inf
+  EXPECT_FALSE(allFiniteF16(halves.data(), int64_t(halves.size())));
+  EXPECT_TRUE(allFiniteF16(halves.data(), 0));
 }

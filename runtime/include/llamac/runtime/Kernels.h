@@ -219,6 +219,8 @@ void adamw(T *p, const T *g, T *m, T *v, int64_t n, double lr, double beta1,
 // and their rounding semantics are in support/Float16.h (shared with the
 // safetensors reader).
 using ::llamac::bf16ToFloat;
+using ::llamac::doubleToBf16;
+using ::llamac::doubleToHalf;
 using ::llamac::floatToBf16;
 using ::llamac::floatToHalf;
 using ::llamac::halfToFloat;
@@ -229,6 +231,23 @@ void castF32ToBf16(const float *x, uint16_t *y, int64_t n);
 void castBf16ToF32(const uint16_t *x, float *y, int64_t n);
 void castF32ToF16(const float *x, uint16_t *y, int64_t n);
 void castF16ToF32(const uint16_t *x, float *y, int64_t n);
+
+/// Between the 16-bit formats: one rounding (widening to float is exact).
+void castBf16ToF16(const uint16_t *x, uint16_t *y, int64_t n);
+void castF16ToBf16(const uint16_t *x, uint16_t *y, int64_t n);
+/// From double: one rounding to nearest even (support/Float16.h; to float
+/// in the default rounding mode). To double: exact.
+void castF64ToF32(const double *x, float *y, int64_t n);
+void castF64ToBf16(const double *x, uint16_t *y, int64_t n);
+void castF64ToF16(const double *x, uint16_t *y, int64_t n);
+void castF32ToF64(const float *x, double *y, int64_t n);
+void castBf16ToF64(const uint16_t *x, double *y, int64_t n);
+void castF16ToF64(const uint16_t *x, double *y, int64_t n);
+
+/// True when no element of the bf16 / fp16 patterns is inf or NaN (the
+/// allFinite of their float values).
+bool allFiniteBf16(const uint16_t *x, int64_t n);
+bool allFiniteF16(const uint16_t *x, int64_t n);
 
 /// Emulates storing x in bf16 / fp16 and reading it back:
 /// y[i] = bf16ToFloat(floatToBf16(x[i])) (resp. half). y may alias x.
