@@ -10,6 +10,8 @@
 #include "passes/PassUtils.h"
 #include "passes/Passes.h"
 
+#include "llvm/ADT/BitVector.h"
+
 #include "mlir/Transforms/RegionUtils.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/DenseSet.h"
@@ -66,10 +68,15 @@ static DenseSet<Value> variedValues(Block &body, ArrayRef<Value> params) {
 void LlmAutodiffPass::runOnOperation() {
   func::FuncOp func = getOperation();
 
-  // 1. Find the loss. A function without one is not a training step.
+  // 1. Find the loss. A function without one is not a training step. With
+  //    loss scaling (llm-mixed-precision) the backward pass starts from the
+  //    scaled loss, a result that exists only to seed it.
   int lossIndex = findResult(func, "loss");
   if (lossIndex < 0 || func.isExternal())
     return;
+  int scaledIndex = findResult(func, "scaled_loss");
+  if (scaledIndex >= 0)
+    lossIndex = scaledIndex;
   if (!func.getBody().hasOneBlock()) {
     func.emitError("llm-autodiff supports single-block functions only");
     return signalPassFailure();
@@ -153,6 +160,12 @@ void LlmAutodiffPass::runOnOperation() {
     }
   }
   ret->setOperands(newOperands);
+  if (scaledIndex >= 0) {
+    ret->eraseOperand(scaledIndex);
+    llvm::BitVector erase(func.getNumResults());
+    erase.set(scaledIndex);
+    (void)func.eraseResults(erase);
+  }
 
   // 5. Rules build the gradients of every operand; drop those that no
   //    parameter needs (e.g. the gradient of the first layer's input).

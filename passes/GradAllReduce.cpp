@@ -73,10 +73,23 @@ void LlmGradAllReducePass::runOnOperation() {
       if (role != "grad" && role != "loss")
         continue;
       Value partial = ret.getOperand(i);
-      Value sum = shard::AllReduceOp::create(
+      if (zero >= 1 && role == "grad") {
+        // ZeRO: the reduction is left to the partitioner, which
+        // reduce-scatters it onto the optimizer's shards.
+        ret.setOperand(i, dist::PartialOp::create(
+                              b, partial.getLoc(), partial,
+                              b.getDenseI16ArrayAttr({kDataParallelAxis})));
+        ++reduced;
+        continue;
+      }
+      auto sum = shard::AllReduceOp::create(
           b, partial.getLoc(), partial.getType(), kWorldGrid,
           ArrayRef<int16_t>{kDataParallelAxis}, partial,
           shard::ReductionKind::Sum);
+      // Gradient reductions may be bucketed (llm-allreduce-bucketing).
+      if (role == "grad")
+        sum->setAttr(kGradReductionAttr,
+                     StringAttr::get(&getContext(), resultParam(func, i)));
       ret.setOperand(i, sum);
       ++reduced;
     }

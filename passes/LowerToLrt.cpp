@@ -99,11 +99,41 @@ void LlmLowerToLrtPass::runOnOperation() {
       op->erase();
       continue;
     }
+    if (isa<dist::BucketAllReduceOp, dist::BucketWaitOp>(op)) {
+      // Both work in place on the bucket's gradients (one arena region, see
+      // lrt-memory-plan).
+      builder.setInsertionPoint(op);
+      SmallVector<NamedAttribute> params;
+      StringRef name = "bucket_all_reduce_wait";
+      if (auto start = dyn_cast<dist::BucketAllReduceOp>(op)) {
+        name = "bucket_all_reduce_start";
+        SmallVector<int64_t> axes(start.getGridAxes().begin(),
+                                  start.getGridAxes().end());
+        params.push_back(builder.getNamedAttr(
+            "grid_axes", builder.getDenseI64ArrayAttr(axes)));
+        params.push_back(
+            builder.getNamedAttr("reduction", builder.getStringAttr("sum")));
+      }
+      params.push_back(
+          builder.getNamedAttr("bucket", op->getAttr("bucket")));
+      auto kernel = lrt::KernelOp::create(
+          builder, op->getLoc(), op->getResultTypes(),
+          builder.getStringAttr(name), op->getOperands(),
+          builder.getDictionaryAttr(params), /*inplace=*/nullptr,
+          /*offsets=*/nullptr);
+      SmallVector<int64_t> inplace;
+      for (unsigned i = 0; i < op->getNumResults(); ++i)
+        inplace.push_back(i);
+      kernel.setInplace(inplace);
+      op->replaceAllUsesWith(kernel->getResults());
+      op->erase();
+      continue;
+    }
     if (op->getDialect() != llmDialect) {
       op->emitError("cannot lower op '")
           << op->getName()
-          << "' to the runtime: only llm ops and shard.all_reduce, all_gather, "
-             "reduce_scatter and all_slice have kernels";
+          << "' to the runtime: only llm ops, shard.all_reduce, all_gather, "
+             "reduce_scatter, all_slice and dist bucket ops have kernels";
       return signalPassFailure();
     }
     builder.setInsertionPoint(op);

@@ -54,13 +54,30 @@ private:
 };
 } // namespace
 
-/// The kernel result a value's storage belongs to (through views), or null
-/// for function arguments and in-place results.
+/// The value whose storage `v` uses: through views and in-place results,
+/// down to a fresh kernel result or a function argument.
 static Value storageRoot(Value v) {
-  while (auto view = v.getDefiningOp<lrt::ViewOp>())
-    v = view.getSource();
-  return v;
+  while (true) {
+    if (auto view = v.getDefiningOp<lrt::ViewOp>()) {
+      v = view.getSource();
+      continue;
+    }
+    auto kernel = v.getDefiningOp<lrt::KernelOp>();
+    std::optional<ArrayRef<int64_t>> inplace =
+        kernel ? kernel.getInplace() : std::nullopt;
+    unsigned i = kernel ? cast<OpResult>(v).getResultNumber() : 0;
+    if (!inplace || i >= inplace->size() || (*inplace)[i] < 0)
+      return v;
+    v = kernel.getOperand((*inplace)[i]);
+  }
 }
+
+/// Gradient buckets: the operands of a bucket_all_reduce_start, laid out
+/// back to back (no padding: the runtime reduces the region as one array).
+struct BucketLayout {
+  SmallVector<Value> members; ///< storage roots, in bucket order
+  int64_t bytes = 0;
+};
 
 void LrtMemoryPlanPass::runOnOperation() {
   func::FuncOp func = getOperation();
@@ -81,8 +98,35 @@ void LrtMemoryPlanPass::runOnOperation() {
     }
   }
 
-  // 2. Place each kernel's fresh results after releasing what died before
-  //    it. Buffers last used by this kernel stay live while it runs.
+  // 2. Buckets: each member's offset inside its bucket, and the bucket's
+  //    lifetime (its members' longest).
+  SmallVector<BucketLayout> buckets;
+  DenseMap<Value, std::pair<int64_t, int64_t>> inBucket; // root -> (id, at)
+  for (auto kernel : body.getOps<lrt::KernelOp>()) {
+    if (kernel.getKernel() != "bucket_all_reduce_start")
+      continue;
+    BucketLayout layout;
+    for (Value operand : kernel.getOperands()) {
+      Value root = storageRoot(operand);
+      auto producer = root.getDefiningOp<lrt::KernelOp>();
+      if (!producer || inBucket.count(root) ||
+          llvm::is_contained(layout.members, root)) {
+        kernel.emitError("bucket operands must be distinct fresh kernel "
+                         "results (gradients written into the bucket)");
+        return signalPassFailure();
+      }
+      inBucket[root] = {static_cast<int64_t>(buckets.size()), layout.bytes};
+      layout.members.push_back(root);
+      layout.bytes += lrt::tensorBytes(cast<RankedTensorType>(root.getType()));
+    }
+    buckets.push_back(layout);
+  }
+  SmallVector<int64_t> bucketOffset(buckets.size(), -1);
+
+  // 3. Place each kernel's fresh results after releasing what died before
+  //    it. Buffers last used by this kernel stay live while it runs. A
+  //    bucket's region is placed with its first member and lives until its
+  //    last member dies.
   Arena arena;
   std::multimap<int64_t, Value> dying; // last use -> root
   DenseMap<Value, int64_t> offsetOf;
@@ -118,6 +162,19 @@ void LrtMemoryPlanPass::runOnOperation() {
         continue;
       }
       auto type = cast<RankedTensorType>(result.getType());
+      if (auto it = inBucket.find(result); it != inBucket.end()) {
+        auto [id, inner] = it->second;
+        if (bucketOffset[id] < 0) {
+          bucketOffset[id] = arena.allocate(buckets[id].bytes);
+          int64_t until = at;
+          for (Value m : buckets[id].members)
+            until = std::max(until, lastUse.lookup(m));
+          offsetOf[result] = bucketOffset[id];
+          dying.emplace(until, result);
+        }
+        offsets.push_back(bucketOffset[id] + inner);
+        continue;
+      }
       int64_t offset = arena.allocate(lrt::tensorBytes(type));
       offsetOf[result] = offset;
       offsets.push_back(offset);

@@ -104,10 +104,23 @@ void LlmOptimizerPass::runOnOperation() {
       builder.getF64FloatAttr(minLr), builder.getI64IntegerAttr(warmupSteps),
       builder.getI64IntegerAttr(decaySteps));
 
-  // 4. Pre-clip global norm, then the chosen clipping.
+  // 4. With loss scaling (llm-mixed-precision's loss_scale arguments): the
+  //    gradients are unscaled first, then checked; a step with an inf or NaN
+  //    anywhere is skipped by AdamW's `apply` flag. Then the pre-clip global
+  //    norm of the unscaled gradients and the chosen clipping.
   SmallVector<Value> grads;
   for (const GradResult &g : gradResults)
     grads.push_back(ret.getOperand(g.resultIndex));
+  Value invScale, finite;
+  for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+    if (auto role = func.getArgAttrOfType<StringAttr>(i, kRoleAttr))
+      if (role.getValue() == "inv_loss_scale")
+        invScale = func.getArgument(i);
+  if (invScale) {
+    for (Value &g : grads)
+      g = ScaleOp::create(builder, loc, g.getType(), g, invScale);
+    finite = AllFiniteOp::create(builder, loc, f32Scalar, grads);
+  }
   Value norm = GlobalNormOp::create(builder, loc, f32Scalar, grads);
   if (clipGradNorm > 0) {
     Value coef = ClipCoefOp::create(builder, loc, f32Scalar, norm,
@@ -127,7 +140,8 @@ void LlmOptimizerPass::runOnOperation() {
     double decay = type.getRank() >= 2 ? weightDecay.getValue() : 0.0;
     auto update = AdamWOp::create(
         builder, loc, TypeRange{type, type, type}, g.param, grads[i],
-        expAvg[i], expAvgSq[i], lrValue, step, builder.getF64FloatAttr(beta1),
+        expAvg[i], expAvgSq[i], lrValue, step, finite,
+        builder.getF64FloatAttr(beta1),
         builder.getF64FloatAttr(beta2), builder.getF64FloatAttr(eps),
         builder.getF64FloatAttr(decay));
     newParams.push_back(update.getNewParam());
@@ -157,6 +171,8 @@ void LlmOptimizerPass::runOnOperation() {
     append(newExpAvgSq[i], roleAttrs(builder, "new_adam_v", g.name));
   append(norm, roleAttrs(builder, "grad_norm"));
   append(lrValue, roleAttrs(builder, "lr"));
+  if (finite)
+    append(finite, roleAttrs(builder, "all_finite"));
   ret->setOperands(operands);
   LLVM_DEBUG(llvm::dbgs() << "llm-optimizer: " << gradResults.size()
                           << " AdamW updates\n");

@@ -21,6 +21,16 @@ inline llvm::StringRef resultRole(mlir::func::FuncOp f, unsigned i) {
   return "";
 }
 
+/// The `llm.param` name of result `i`, or "".
+inline llvm::StringRef resultParam(mlir::func::FuncOp f, unsigned i) {
+  if (auto a = f.getResultAttrOfType<mlir::StringAttr>(i, llm::kParamAttr))
+    return a.getValue();
+  return "";
+}
+
+/// On a data-parallel gradient all-reduce: the parameter it reduces.
+inline constexpr llvm::StringLiteral kGradReductionAttr = "llm.grad";
+
 /// The `llm.param` name of argument `i`, or "" when it is not a parameter.
 inline llvm::StringRef argParamName(mlir::func::FuncOp f, unsigned i) {
   if (auto a = f.getArgAttrOfType<mlir::StringAttr>(i, llm::kParamAttr))

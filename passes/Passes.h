@@ -32,9 +32,15 @@ struct TrainPipelineOptions
   Option<double> weightDecay{*this, "weight-decay", llvm::cl::init(0.0)};
   Option<double> clipGradNorm{*this, "clip-grad-norm", llvm::cl::init(0.0)};
   Option<double> clipGradValue{*this, "clip-grad-value", llvm::cl::init(0.0)};
+  Option<int64_t> microbatches{*this, "microbatches", llvm::cl::init(1)};
+  Option<int64_t> zero{*this, "zero", llvm::cl::init(0)};
+  Option<double> bucketCapMb{*this, "bucket-cap-mb", llvm::cl::init(25.0)};
+  Option<double> firstBucketMb{*this, "first-bucket-mb", llvm::cl::init(1.0)};
   Option<int64_t> dp{*this, "dp", llvm::cl::init(1)};
   Option<int64_t> tp{*this, "tp", llvm::cl::init(1)};
   Option<int64_t> pp{*this, "pp", llvm::cl::init(1)};
+  Option<std::string> precision{*this, "precision", llvm::cl::init("fp32")};
+  Option<bool> lossScale{*this, "loss-scale", llvm::cl::init(false)};
   Option<bool> sequenceParallel{*this, "sequence-parallel",
                                 llvm::cl::init(false)};
   /// User sharding passes (a textual pipeline on the module), run after the

@@ -35,6 +35,38 @@ def LlmAutodiff : Pass<"llm-autodiff", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::llamac::llm::LlmDialect"];
 }
 
+def LlmMixedPrecision : Pass<"llm-mixed-precision", "::mlir::func::FuncOp"> {
+  let summary = "BF16/FP16 compute with fp32 master weights; loss scaling";
+  let description = [{
+    Runs on the forward graph, before `llm-autodiff`:
+
+    - every fp32 parameter gets one `llm.cast` to the compute type at the
+      top of the step (once per step, not once per use); the fp32 argument
+      stays the master weight that AdamW updates;
+    - every op that reads a low-precision tensor produces low-precision
+      results: matmuls and attention read bf16/fp16 and accumulate in fp32
+      inside their kernels, RMSNorm keeps its statistics in fp32,
+      attention's log-sum-exp and the cross-entropy loss stay fp32;
+    - autodiff then derives the backward pass in the same precisions, and
+      each cast's gradient casts back, so parameter gradients (and their
+      data-parallel reduction and the optimizer) are fp32.
+
+    With `loss-scale`, the step gets two fp32 scalar arguments,
+    `llm.role = "loss_scale"` and `"inv_loss_scale"` (written by the runtime
+    each step), and a result `"scaled_loss"` = loss x scale from which
+    `llm-autodiff` starts the backward pass. `llm-optimizer` then unscales
+    the gradients, checks them (`llm.all_finite`) and skips the step through
+    AdamW's `apply` flag.
+  }];
+  let options = [
+    Option<"precision", "precision", "std::string", "\"bf16\"",
+           "Compute precision: fp32, bf16 or fp16">,
+    Option<"lossScale", "loss-scale", "bool", "false",
+           "Scale the loss before backward (loss_scale arguments)">,
+  ];
+  let dependentDialects = ["::llamac::llm::LlmDialect"];
+}
+
 def LlmOptimizer : Pass<"llm-optimizer", "::mlir::func::FuncOp"> {
   let summary = "Insert the LR schedule, gradient clipping and AdamW";
   let description = [{
@@ -78,6 +110,26 @@ def LlmOptimizer : Pass<"llm-optimizer", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::llamac::llm::LlmDialect"];
 }
 
+def LlmGradAccumulation : Pass<"llm-grad-accumulation", "::mlir::func::FuncOp"> {
+  let summary = "Several microbatches per step: unrolled, gradients summed";
+  let description = [{
+    Runs after `llm-autodiff`, before `llm-grad-allreduce`: the step's
+    forward and backward pass is repeated for `microbatches` microbatches,
+    one after the other, each on its own `tokens` / `targets` arguments (the
+    k-th pair of those arguments holds microbatch k, DESIGN.md A3). The
+    losses (each normalised by the global token count) and the gradients are
+    summed locally in fp32, so the data-parallel reduction and the optimizer
+    run once per step. Because microbatch k's backward pass ends before
+    microbatch k + 1's forward pass starts, the memory planner reuses one
+    microbatch's activation memory for the next.
+  }];
+  let options = [
+    Option<"microbatches", "microbatches", "int64_t", "1",
+           "Microbatches per step">,
+  ];
+  let dependentDialects = ["::llamac::llm::LlmDialect"];
+}
+
 def LlmGradAllReduce : Pass<"llm-grad-allreduce", "::mlir::ModuleOp"> {
   let summary = "Sum gradients and the loss over the data-parallel grid axis";
   let description = [{
@@ -108,8 +160,12 @@ def LlmGradAllReduce : Pass<"llm-grad-allreduce", "::mlir::ModuleOp"> {
     Option<"dp", "dp", "int64_t", "1", "Data-parallel size">,
     Option<"tp", "tp", "int64_t", "1", "Tensor-parallel size (grid shape)">,
     Option<"pp", "pp", "int64_t", "1", "Pipeline-parallel size (grid shape)">,
+    Option<"zero", "zero", "int64_t", "0",
+           "ZeRO stage: 1 leaves gradients as pending sums (dist.partial) "
+           "for llm-zero to reduce-scatter onto the optimizer's shards">,
   ];
-  let dependentDialects = ["::mlir::shard::ShardDialect"];
+  let dependentDialects = ["::mlir::shard::ShardDialect",
+                           "::llamac::dist::DistDialect"];
 }
 
 def LlmTensorParallel : Pass<"llm-tensor-parallel", "::mlir::ModuleOp"> {
@@ -159,6 +215,26 @@ def LlmExampleReplicateVocab
   let dependentDialects = ["::llamac::dist::DistDialect"];
 }
 
+def LlmZero : Pass<"llm-zero", "::mlir::ModuleOp"> {
+  let summary = "ZeRO-1: split the AdamW moments over the data-parallel axis";
+  let description = [{
+    A sharding pass, after `llm-optimizer` (and `llm-grad-allreduce` with
+    `zero=1`, which leaves the gradients as pending sums): every `adam_m` /
+    `adam_v` argument whose first dimension divides by `dp` is annotated
+    split over `dp` on that dimension (priority 0). Propagation then runs
+    AdamW on that shard: the gradient is reduce-scattered onto it, the fp32
+    master weight is sliced (locally), and the updated weight all-gathered.
+    Optimizer-state memory per rank drops by dp; moments that do not divide
+    stay whole (their gradients are all-reduced). Tensor parallelism
+    together with ZeRO is not supported yet (an error).
+  }];
+  let options = [
+    Option<"dp", "dp", "int64_t", "1", "Data-parallel size">,
+    Option<"tp", "tp", "int64_t", "1", "Tensor-parallel size">,
+  ];
+  let dependentDialects = ["::llamac::dist::DistDialect"];
+}
+
 def LlmShardingPropagation : Pass<"llm-sharding-propagation", "::mlir::ModuleOp"> {
   let summary = "Propagate shardings through the whole training step";
   let description = [{
@@ -203,6 +279,34 @@ def LlmSpmdPartition : Pass<"llm-spmd-partition", "::mlir::ModuleOp"> {
     parameter a rank holds.
   }];
   let dependentDialects = ["::mlir::shard::ShardDialect"];
+}
+
+def LlmAllReduceBucketing
+    : Pass<"llm-allreduce-bucketing", "::mlir::func::FuncOp"> {
+  let summary = "Pack data-parallel gradient all-reduces into buckets";
+  let description = [{
+    Runs last in the training pipeline, on per-rank shapes. The gradient
+    all-reduces of `llm-grad-allreduce` are grouped, in the order their
+    gradients become ready during the backward pass (the program position of
+    each gradient's producer), into buckets of at most `bucket-cap-mb` MiB,
+    the first one of at most `first-bucket-mb` (PyTorch DDP's defaults:
+    25 and 1); a gradient larger than the cap gets a bucket of its own.
+
+    Each bucket becomes one `dist.bucket_all_reduce`, placed right after the
+    producer of its last gradient so that it overlaps the rest of the
+    backward pass, and one `dist.bucket_wait` right before the first reader
+    of any of its gradients. `lrt-memory-plan` lays a bucket's gradients out
+    back to back, so each gradient is written by its producer straight into
+    the bucket buffer (no copy). A gradient read by anything but its
+    all-reduce stays unbucketed.
+  }];
+  let options = [
+    Option<"bucketCapMb", "bucket-cap-mb", "double", "25.0",
+           "Largest bucket, in MiB">,
+    Option<"firstBucketMb", "first-bucket-mb", "double", "1.0",
+           "Largest first bucket, in MiB (it starts the earliest)">,
+  ];
+  let dependentDialects = ["::llamac::dist::DistDialect"];
 }
 
 def LlmLowerToLrt : Pass<"llm-lower-to-lrt", "::mlir::func::FuncOp"> {

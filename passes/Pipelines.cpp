@@ -15,11 +15,27 @@ using namespace mlir;
 
 void llamac::buildTrainPipeline(OpPassManager &pm,
                                 const TrainPipelineOptions &options) {
+  // Casts first: they are forward ops whose gradients autodiff derives, so
+  // the backward pass comes out in the same precisions and the gradients of
+  // the fp32 masters come out fp32, ready for the fp32 reduction and
+  // optimizer; sharding, after the optimizer, treats casts as elementwise.
+  if (options.precision != "fp32" || options.lossScale) {
+    LlmMixedPrecisionOptions mp;
+    mp.precision = options.precision;
+    mp.lossScale = options.lossScale;
+    pm.addNestedPass<func::FuncOp>(createLlmMixedPrecision(mp));
+  }
   pm.addNestedPass<func::FuncOp>(createLlmAutodiff());
+  if (options.microbatches > 1) {
+    LlmGradAccumulationOptions acc;
+    acc.microbatches = options.microbatches;
+    pm.addNestedPass<func::FuncOp>(createLlmGradAccumulation(acc));
+  }
   LlmGradAllReduceOptions reduce;
   reduce.dp = options.dp;
   reduce.tp = options.tp;
   reduce.pp = options.pp;
+  reduce.zero = options.zero;
   pm.addPass(createLlmGradAllReduce(reduce));
   OpPassManager &fpm = pm.nest<func::FuncOp>();
   LlmOptimizerOptions opt;
@@ -41,6 +57,12 @@ void llamac::buildTrainPipeline(OpPassManager &pm,
       failed(parsePassPipeline(options.shardingPasses, pm)))
     llvm::report_fatal_error(llvm::Twine("invalid sharding-passes pipeline '") +
                              options.shardingPasses + "'");
+  if (options.zero >= 1) {
+    LlmZeroOptions zero;
+    zero.dp = options.dp;
+    zero.tp = options.tp;
+    pm.addPass(createLlmZero(zero));
+  }
   LlmTensorParallelOptions plan;
   plan.dp = options.dp;
   plan.tp = options.tp;
@@ -52,6 +74,13 @@ void llamac::buildTrainPipeline(OpPassManager &pm,
   OpPassManager &cleanup = pm.nest<func::FuncOp>();
   cleanup.addPass(createCSEPass());
   cleanup.addPass(createCanonicalizerPass());
+  // Last, on per-rank shapes: data-parallel gradient buckets.
+  if (options.dp > 1) {
+    LlmAllReduceBucketingOptions buckets;
+    buckets.bucketCapMb = options.bucketCapMb;
+    buckets.firstBucketMb = options.firstBucketMb;
+    cleanup.addPass(createLlmAllReduceBucketing(buckets));
+  }
 }
 
 void llamac::buildLowerPipeline(OpPassManager &pm) {
@@ -73,8 +102,9 @@ void llamac::registerTrainPipeline() {
       buildLowerPipeline);
   PassPipelineRegistration<TrainPipelineOptions>(
       "llamac-train-pipeline",
-      "Forward graph to training step: llm-autodiff, llm-grad-allreduce, "
+      "Forward graph to training step: [llm-mixed-precision], llm-autodiff, "
+      "[llm-grad-accumulation], llm-grad-allreduce, "
       "llm-optimizer, llm-tensor-parallel, llm-sharding-propagation, "
-      "llm-spmd-partition, cse, canonicalize",
+      "llm-spmd-partition, cse, canonicalize, [llm-allreduce-bucketing]",
       buildTrainPipeline);
 }

@@ -237,13 +237,18 @@ SmallVector<FactorChoice> Propagator::decide(Operation *op,
 }
 
 void Propagator::visit(Operation *op) {
+  // A pending sum is declared, not derived: nothing flows through it, so
+  // the sharding its users want never reaches the producer of the addends
+  // (ZeRO's gradients are computed whole, then reduce-scattered).
+  if (isa<dist::PartialOp>(op))
+    return;
   std::optional<ShardingRule> rule = dist::getShardingRule(op);
-  if (auto constraint = dyn_cast<dist::ConstraintOp>(op)) {
-    // The operand is proposed the constraint's sharding, as through an
-    // elementwise op.
+  if (isa<dist::ConstraintOp>(op)) {
+    // Shardings flow through as through an elementwise op.
     ShardingRule r;
     SmallVector<int> dims;
-    for (int64_t size : constraint.getType().getShape())
+    for (int64_t size :
+         cast<RankedTensorType>(op->getResult(0).getType()).getShape())
       dims.push_back(r.factor(size));
     r.operand(dims);
     r.result(dims);
@@ -291,6 +296,21 @@ static void finalize(Operation *op, Propagator &p,
     operands.push_back(s);
     results.push_back(s);
     final[constraint.getResult()] = s;
+  } else if (auto partial = dyn_cast<dist::PartialOp>(op)) {
+    // No communication: the operand as it is, with more pending sums.
+    ShardingAttr in = current(partial.getInput());
+    SmallVector<int16_t> axes(in.getPartial());
+    for (int16_t a : partial.getGridAxes())
+      if (!llvm::is_contained(axes, a))
+        axes.push_back(a);
+    llvm::sort(axes);
+    SmallVector<SmallVector<int16_t>> dims;
+    for (unsigned d = 0; d < in.getDims().size(); ++d)
+      dims.emplace_back(in.axes(d).begin(), in.axes(d).end());
+    auto out = ShardingAttr::get(ctx, dims, axes);
+    operands.push_back(in);
+    results.push_back(out);
+    final[partial.getResult()] = out;
   } else if (isa<func::ReturnOp>(op)) {
     for (Value v : op->getOperands())
       operands.push_back(current(v).withoutPartial());
@@ -365,7 +385,7 @@ static void finalize(Operation *op, Propagator &p,
 static bool hasAnnotations(ModuleOp module) {
   bool any = false;
   module.walk([&](Operation *op) {
-    if (isa<dist::ConstraintOp>(op))
+    if (isa<dist::ConstraintOp, dist::PartialOp>(op))
       any = true;
     if (auto func = dyn_cast<func::FuncOp>(op))
       for (unsigned i = 0; i < func.getNumArguments(); ++i)
@@ -482,5 +502,27 @@ void LlmShardingPropagationPass::runOnOperation() {
     }
     for (Operation *op : ops)
       finalize(op, p, final);
+
+    // 4. Updated state goes back into its argument's buffer: a new_param /
+    //    new_adam_m / new_adam_v result must come back with the sharding of
+    //    the argument it replaces (ZeRO's sliced AdamW: an all-gather).
+    auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+    SmallVector<Attribute> needs(
+        ret->getAttrOfType<ArrayAttr>(dist::kOperandsAttr).getValue());
+    for (unsigned r = 0; r < func.getNumResults(); ++r) {
+      StringRef role = resultRole(func, r);
+      if (!role.consume_front("new_"))
+        continue;
+      StringRef param = resultParam(func, r);
+      for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+        auto argRole = func.getArgAttrOfType<StringAttr>(i, llm::kRoleAttr);
+        if (argParamName(func, i) == param && argRole &&
+            argRole.getValue() == role)
+          if (auto s = func.getArgAttrOfType<ShardingAttr>(
+                  i, dist::kShardingAttr))
+            needs[r] = s;
+      }
+    }
+    ret->setAttr(dist::kOperandsAttr, ArrayAttr::get(func.getContext(), needs));
   }
 }

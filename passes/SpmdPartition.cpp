@@ -217,6 +217,13 @@ LogicalResult LlmSpmdPartitionPass::partition(func::FuncOp func,
       op->erase();
       continue;
     }
+    if (auto partial = dyn_cast<dist::PartialOp>(op)) {
+      // The same local values, now known to be addends.
+      p.sharding[local[0]] = results[0];
+      partial.getResult().replaceAllUsesWith(local[0]);
+      op->erase();
+      continue;
+    }
     if (isa<func::ReturnOp>(op)) {
       op->setOperands(local);
       op->removeAttr(dist::kOperandsAttr);

@@ -206,6 +206,15 @@ LogicalResult ConstraintOp::verify() {
   return success();
 }
 
+LogicalResult BucketAllReduceOp::verify() {
+  if (getInputs().empty())
+    return emitOpError("needs at least one gradient");
+  for (Value v : getInputs())
+    if (!cast<RankedTensorType>(v.getType()).getElementType().isF32())
+      return emitOpError("buckets hold fp32 gradients, got ") << v.getType();
+  return success();
+}
+
 #define GET_ATTRDEF_CLASSES
 #include "dialects/dist/DistAttrs.cpp.inc"
 

@@ -111,4 +111,68 @@ def Dist_ConstraintOp : Op<Dist_Dialect, "constraint",
   let hasVerifier = 1;
 }
 
+def Dist_BucketAllReduceOp : Op<Dist_Dialect, "bucket_all_reduce",
+    [SameVariadicOperandSize, AllTypesMatch<["inputs", "results"]>]> {
+  let summary = "Start the sum all-reduce of a bucket of gradients";
+  let description = [{
+    Data-parallel gradient buckets (`llm-allreduce-bucketing`): the operands
+    are laid out back to back in one arena region (the bucket buffer; each
+    gradient is a view into it, written there by its producer), and one
+    all-reduce of the whole region starts here, asynchronously, on the
+    collectives' own thread. The results are the operands, reduced once the
+    matching `dist.bucket_wait` returns; nothing may read them before.
+
+    ```mlir
+    %r:2 = dist.bucket_all_reduce %g0, %g1 on @world grid_axes = [1] bucket 0
+        : tensor<64xf32>, tensor<64x64xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs,
+                   FlatSymbolRefAttr:$grid, DenseI16ArrayAttr:$grid_axes,
+                   I64Attr:$bucket);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = [{
+    $inputs `on` $grid `grid_axes` `=` $grid_axes `bucket` $bucket attr-dict
+    `:` type($inputs)
+  }];
+  let hasVerifier = 1;
+}
+
+def Dist_BucketWaitOp : Op<Dist_Dialect, "bucket_wait",
+    [AllTypesMatch<["inputs", "results"]>]> {
+  let summary = "Wait for a bucket's all-reduce";
+  let description = [{
+    Placed right before the first reader of any of the bucket's gradients
+    (the optimizer), so that the backward pass after the bucket's last
+    producer overlaps its communication.
+
+    ```mlir
+    %w:2 = dist.bucket_wait %r#0, %r#1 bucket 0 : tensor<64xf32>, tensor<64x64xf32>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$inputs, I64Attr:$bucket);
+  let results = (outs Variadic<AnyRankedTensor>:$results);
+  let assemblyFormat = "$inputs `bucket` $bucket attr-dict `:` type($inputs)";
+}
+
+def Dist_PartialOp : Op<Dist_Dialect, "partial",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "Declare a tensor to be one addend of a sum over grid axes";
+  let description = [{
+    The result is the operand, seen as this rank's addend of a sum over
+    `grid_axes` that is still pending: `llm-sharding-propagation` gives it
+    those partial axes, and `llm-spmd-partition` reduces them where a user
+    needs them, as an all-reduce, or as a reduce-scatter where the user
+    wants the tensor split over the same axes (ZeRO-1: data-parallel
+    gradients reduce-scattered onto the optimizer's shards).
+
+    ```mlir
+    %g1 = dist.partial %g over [1] : tensor<64x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, DenseI16ArrayAttr:$grid_axes);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$input `over` $grid_axes attr-dict `:` type($result)";
+}
+
 #endif // LLAMAC_DIST_DIALECT

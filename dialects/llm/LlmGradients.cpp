@@ -137,3 +137,24 @@ LogicalResult CrossEntropyOp::buildGradient(
       getTargets(), getNormalizerAttr());
   return success();
 }
+
+LogicalResult CastOp::buildGradient(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                    SmallVectorImpl<Value> &operandGrads) {
+  // The identity, read back in the operand's precision.
+  operandGrads.assign(1, Value());
+  if (resultGrads[0])
+    operandGrads[0] =
+        CastOp::create(b, getLoc(), getX().getType(), resultGrads[0]);
+  return success();
+}
+
+LogicalResult ScaleOp::buildGradient(OpBuilder &b, ArrayRef<Value> resultGrads,
+                                     SmallVectorImpl<Value> &operandGrads) {
+  // d(x * s)/dx = s. The factor is a run-time constant (a clip coefficient,
+  // a loss scale), never a parameter: it gets no gradient.
+  operandGrads.assign(2, Value());
+  if (resultGrads[0])
+    operandGrads[0] = ScaleOp::create(b, getLoc(), getX().getType(),
+                                      resultGrads[0], getFactor());
+  return success();
+}

@@ -330,6 +330,10 @@ def Llm_AdamWOp : Llm_PureOp<"adamw", [ShardRule]> {
     0-based count of steps already taken; the update uses `step + 1` for the
     bias corrections. Returns the new parameter and moments.
 
+    With the optional `apply` operand (a fp32 scalar, the global finite check
+    of loss scaling), a zero `apply` skips the step: parameter and moments
+    come back unchanged.
+
     ```mlir
     %p1, %m1, %v1 = llm.adamw %p, %g, %m, %v, %lr, %step
         {beta1 = 0.9 : f64, beta2 = 0.95 : f64, eps = 1.0e-08 : f64,
@@ -341,7 +345,8 @@ def Llm_AdamWOp : Llm_PureOp<"adamw", [ShardRule]> {
   }];
   let arguments = (ins Llm_FloatTensor:$param, Llm_FloatTensor:$grad,
                    Llm_FloatTensor:$exp_avg, Llm_FloatTensor:$exp_avg_sq,
-                   Llm_Scalar:$lr, Llm_Step:$step, F64Attr:$beta1,
+                   Llm_Scalar:$lr, Llm_Step:$step,
+                   Optional<Llm_Scalar>:$apply, F64Attr:$beta1,
                    F64Attr:$beta2, F64Attr:$eps, F64Attr:$weight_decay);
   let results = (outs Llm_FloatTensor:$new_param, Llm_FloatTensor:$new_exp_avg,
                       Llm_FloatTensor:$new_exp_avg_sq);
@@ -374,7 +379,7 @@ def Llm_ClipCoefOp : Llm_PureOp<"clip_coef", [ShardRule]> {
   let results = (outs Llm_Scalar:$result);
 }
 
-def Llm_ScaleOp : Llm_PureOp<"scale", [ShardRule]> {
+def Llm_ScaleOp : Llm_DiffOp<"scale", [ShardRule]> {
   let summary = "Multiply a tensor by a fp32 scalar tensor";
   let description = [{
     ```mlir
@@ -396,9 +401,12 @@ def Llm_ClipByValueOp : Llm_PureOp<"clip_by_value", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_CastOp : Llm_PureOp<"cast", [ShardRule]> {
+def Llm_CastOp : Llm_DiffOp<"cast", [ShardRule]> {
   let summary = "Convert to another float element type (round to nearest even)";
   let description = [{
+    Its gradient is the cast of the incoming gradient back to the operand's
+    type: the fp32 gradient of a weight's bf16 compute copy.
+
     ```mlir
     %w16 = llm.cast %w : (tensor<64x64xf32>) -> tensor<64x64xbf16>
     ```
@@ -407,15 +415,20 @@ def Llm_CastOp : Llm_PureOp<"cast", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_AllFiniteOp : Llm_PureOp<"all_finite"> {
-  let summary = "True when every element of every operand is finite";
+def Llm_AllFiniteOp : Llm_PureOp<"all_finite", [ShardRuleAndPartition]> {
+  let summary = "1.0 when every element of every operand is finite, else 0.0";
   let description = [{
+    The overflow check of loss scaling, as a fp32 flag so that it feeds
+    `llm.adamw`'s `apply` and reduces with a min all-reduce. Partitioned, each
+    rank checks its blocks and one min all-reduce over the whole grid gives
+    every rank the same answer.
+
     ```mlir
-    %ok = llm.all_finite %g0, %g1 : (tensor<64xf32>, tensor<8x64xf32>) -> tensor<i1>
+    %ok = llm.all_finite %g0, %g1 : (tensor<64xf32>, tensor<8x64xf32>) -> tensor<f32>
     ```
   }];
   let arguments = (ins Variadic<Llm_FloatTensor>:$inputs);
-  let results = (outs 0DTensorOf<[I1]>:$result);
+  let results = (outs Llm_Scalar:$result);
 }
 
 def Llm_LrScheduleOp : Llm_PureOp<"lr_schedule", [ShardRule]> {

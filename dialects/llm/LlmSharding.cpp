@@ -448,6 +448,8 @@ ShardingRule AdamWOp::getShardingRule() {
     rule.operand(dims);
   rule.scalarOperand(); // lr
   rule.scalarOperand(); // step
+  if (getApply())
+    rule.scalarOperand(); // apply
   for (int i = 0; i < 3; ++i)
     rule.result(dims);
   return rule;
@@ -497,6 +499,40 @@ LogicalResult GlobalNormOp::partition(OpBuilder &b, ValueRange local,
                   : sum;
   }
   out.push_back(SqrtOp::create(b, loc, scalar, total));
+  return success();
+}
+
+ShardingRule AllFiniteOp::getShardingRule() {
+  // Every input is read as it is split; the partition reduces the flags.
+  ShardingRule rule;
+  for (Value v : getInputs()) {
+    SmallVector<int> dims;
+    for (int64_t size : shapeOf(v))
+      dims.push_back(rule.factor(size, FactorKind::Collective));
+    rule.operand(dims);
+  }
+  rule.scalarResult();
+  return rule;
+}
+
+LogicalResult AllFiniteOp::partition(OpBuilder &b, ValueRange local,
+                                     ArrayRef<ShardingAttr> operands,
+                                     ArrayRef<ShardingAttr> results,
+                                     const GridInfo &grid,
+                                     SmallVectorImpl<Value> &out) {
+  // Each rank checks its blocks; one min all-reduce over every grid axis
+  // that has more than one rank gives all ranks the same verdict, so they
+  // all skip the same steps.
+  if (failed(dist::clonePartitioned(*this, b, local, results, grid, out)))
+    return failure();
+  SmallVector<int16_t> axes;
+  for (auto [a, extent] : llvm::enumerate(grid.shape))
+    if (extent > 1)
+      axes.push_back(static_cast<int16_t>(a));
+  if (!axes.empty())
+    out.back() = shard::AllReduceOp::create(b, getLoc(), getType(),
+                                            grid.symbol, axes, out.back(),
+                                            shard::ReductionKind::Min);
   return success();
 }
 

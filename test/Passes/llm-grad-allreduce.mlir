@@ -6,7 +6,7 @@
 // CHECK: shard.grid @world(shape = 1x2x1)
 // CHECK-LABEL: func @dp_insertion
 // CHECK: %[[L:.*]] = shard.all_reduce %{{.*}} on @world grid_axes = [1] : tensor<f32> -> tensor<f32>
-// CHECK: %[[G:.*]] = shard.all_reduce %{{.*}} on @world grid_axes = [1] : tensor<4x8xf32> -> tensor<4x8xf32>
+// CHECK: %[[G:.*]] = shard.all_reduce %{{.*}} on @world grid_axes = [1] {llm.grad = "w"} : tensor<4x8xf32> -> tensor<4x8xf32>
 // CHECK-NOT: shard.all_reduce
 // CHECK: return %[[L]], %[[G]], %{{.*}} :
 // SINGLE-LABEL: func @dp_insertion

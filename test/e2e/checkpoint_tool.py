@@ -7,6 +7,8 @@ Python, no third-party modules.
                 equal an uninterrupted run's bit for bit
   check-latest: DIR/latest names a complete, readable checkpoint
   shapes:       name and shape of every weight of a checkpoint directory
+  finite:       every weight and moment of a checkpoint directory is finite
+  scale-log:    the loss_scale / skipped sequence of a metrics file
   tail-close:   the last N steps of a resumed run equal the uninterrupted
                 run's within a relative tolerance (another layout resumed)
   crash:        SIGKILLs `llamac run --save-every 1` repeatedly (while a save
@@ -214,6 +216,55 @@ def shapes(a):
     return 0
 
 
+def finite(a):
+    bad, count = [], 0
+    for fname in ("model.safetensors", "optimizer.safetensors"):
+        path = os.path.join(a.dir, fname)
+        check_safetensors(path)
+        with open(path, "rb") as f:
+            data = f.read()
+        (n,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + n])
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            assert info["dtype"] == "F32", name
+            b, e = info["data_offsets"]
+            values = struct.unpack("<%df" % ((e - b) // 4), data[8 + n + b:8 + n + e])
+            count += len(values)
+            if any(v != v or v in (float("inf"), float("-inf")) for v in values):
+                bad.append(name)
+    for name in bad:
+        print("NOT FINITE " + name)
+    print("%d values, %s" % (count, "all finite" if not bad else "%d tensors not finite" % len(bad)))
+    return 0 if not bad else 1
+
+
+def scale_log(a):
+    """Prints the scale sequence and checks it against GradScaler's
+    recurrence (hysteresis 1, growth interval beyond the run): a skipped
+    step halves the next step's scale (not below 1), a finite step keeps
+    it."""
+    rows = read_metrics(a.metrics)
+    steps = sorted(rows)
+    skipped = [s for s in steps if rows[s]["skipped"]]
+    print("skipped steps: %s" % (",".join(str(s) for s in skipped) or "none"))
+    bad = []
+    for s, t in zip(steps, steps[1:]):
+        now, nxt = rows[s]["loss_scale"], rows[t]["loss_scale"]
+        want = max(1.0, now / 2) if rows[s]["skipped"] else now
+        if nxt != want:
+            bad.append("step %d: scale %g after %g (%s), expected %g"
+                       % (t, nxt, now, "skipped" if rows[s]["skipped"] else "finite", want))
+    for s in steps:
+        print("step %d scale %g%s" % (s, rows[s]["loss_scale"],
+                                      " skipped" if rows[s]["skipped"] else ""))
+    for b in bad:
+        print("MISMATCH " + b)
+    print("scale recurrence: %s" % ("OK" if not bad else "FAIL"))
+    return 0 if not bad else 1
+
+
 def tail_close(a):
     run, ref = read_metrics(a.run), read_metrics(a.reference)
     steps = sorted(run)
@@ -250,6 +301,10 @@ def main():
     c.add_argument("dir")
     h = sub.add_parser("shapes")
     h.add_argument("dir")
+    fi = sub.add_parser("finite")
+    fi.add_argument("dir")
+    sl = sub.add_parser("scale-log")
+    sl.add_argument("metrics")
     t = sub.add_parser("tail-close")
     t.add_argument("run")
     t.add_argument("reference")
@@ -268,6 +323,7 @@ def main():
     a = ap.parse_args()
     return {"make-tokens": make_tokens, "same-losses": same_losses,
             "check-latest": check_latest_cmd, "crash": crash, "shapes": shapes,
+            "finite": finite, "scale-log": scale_log,
             "tail-close": tail_close}[a.cmd](a)
 
 

@@ -78,6 +78,13 @@ static void setPipelineOptions(const TrainOptions &t,
   o.pp = t.pp;
   o.sequenceParallel = t.sequenceParallel;
   o.shardingPasses = t.shardingPasses;
+  o.precision = t.precision;
+  o.bucketCapMb = t.bucketCapMb;
+  o.zero = t.zero;
+  o.firstBucketMb = t.firstBucketMb;
+  o.microbatches = t.globalBatch / (t.dp * (t.microBatch ? t.microBatch
+                                                        : t.globalBatch / t.dp));
+  o.lossScale = t.lossScaleMode() != "none";
 }
 
 /// Applies `--shard NAME=SHARDING` to the parameters of @train_step.
@@ -153,7 +160,18 @@ static std::string trainConfigJson(const TrainOptions &t) {
                       {"eps", t.adamEps},
                       {"weight_decay", t.weightDecay},
                       {"clip_grad_norm", t.clipGradNorm},
-                      {"clip_grad_value", t.clipGradValue}};
+                      {"clip_grad_value", t.clipGradValue},
+                      {"precision", t.precision}};
+  // The runtime owns the scale (GradScaler semantics, docs/plan-format.md).
+  std::string mode = t.lossScaleMode();
+  if (mode != "none")
+    j["loss_scale"] = {{"mode", mode},
+                       {"init", t.lossScaleValue()},
+                       {"growth_factor", 2.0},
+                       {"backoff_factor", 0.5},
+                       {"growth_interval", t.lossScaleWindow},
+                       {"hysteresis", t.lossScaleHysteresis},
+                       {"min_scale", t.minLossScale}};
   return j.dump();
 }
 
@@ -201,6 +219,10 @@ int llamac::runCompile(const CompileOptions &options) {
   if (failed(applyShardFlags(*module, train.shards, error)))
     return fail(error);
 
+  if (train.precision == "fp16" && train.lossScaleMode() == "none")
+    llvm::errs() << "llamac compile: warning: --precision fp16 with "
+                    "--loss-scale none: gradients below 6e-8 flush to zero "
+                    "and above 65504 overflow; training may diverge\n";
   if (!train.shardingPasses.empty()) {
     // User sharding passes are looked up by name, as llamac-opt does.
     static bool registered = (registerLlamacPasses(), true);

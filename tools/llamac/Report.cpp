@@ -15,6 +15,8 @@
 
 #include "llvm/Support/Format.h"
 
+#include <map>
+
 using namespace mlir;
 using namespace llamac;
 
@@ -93,10 +95,31 @@ void llamac::printReport(func::FuncOp func, const std::string &model,
                      "group", "tensor", "bytes", "sent", "before");
   int count = 0;
   int64_t totalBytes = 0, totalSent = 0;
+  // Program positions: bucket starts and waits are reported against the
+  // first optimizer instruction (where the backward pass has ended).
+  DenseMap<Operation *, int64_t> position;
+  int64_t instrs = 0, optimizerAt = -1;
+  func.walk([&](lrt::KernelOp k) {
+    position[k] = instrs++;
+    StringRef kind = k.getKernel();
+    if (optimizerAt < 0 && (kind == "lr_schedule" || kind == "adamw" ||
+                            kind == "global_norm" || kind == "sum_squares"))
+      optimizerAt = position[k];
+  });
+  struct Bucket {
+    int64_t start = 0, wait = 0, bytes = 0, grads = 0;
+  };
+  std::map<int64_t, Bucket> buckets;
   func.walk([&](lrt::KernelOp k) {
     StringRef kind = k.getKernel();
+    if (kind == "bucket_all_reduce_wait") {
+      buckets[k.getParams().getAs<IntegerAttr>("bucket").getInt()].wait =
+          position[k];
+      return;
+    }
     if (kind != "all_reduce" && kind != "all_gather" &&
-        kind != "reduce_scatter" && kind != "all_slice")
+        kind != "reduce_scatter" && kind != "all_slice" &&
+        kind != "bucket_all_reduce_start")
       return;
     auto axes = k.getParams().getAs<DenseI64ArrayAttr>("grid_axes");
     int64_t n = 1;
@@ -112,8 +135,21 @@ void llamac::printReport(func::FuncOp func, const std::string &model,
     Type whole = kind == "all_gather" ? k.getOutputs()[0].getType()
                                       : k.getInputs()[0].getType();
     int64_t bytes = bytesOf(whole);
+    std::string tensor = shapeOf(whole);
+    if (kind == "bucket_all_reduce_start") {
+      int64_t id = k.getParams().getAs<IntegerAttr>("bucket").getInt();
+      Bucket &b = buckets[id];
+      b.start = position[k];
+      b.grads = static_cast<int64_t>(k.getInputs().size());
+      b.bytes = 0;
+      for (Value v : k.getInputs())
+        b.bytes += bytesOf(v.getType());
+      bytes = b.bytes;
+      label = "bucket " + std::to_string(id) + " sum";
+      tensor = std::to_string(b.grads) + " grads";
+    }
     int64_t sent = 0;
-    if (kind == "all_reduce")
+    if (kind == "all_reduce" || kind == "bucket_all_reduce_start")
       sent = 2 * (n - 1) * bytes / n;
     else if (kind != "all_slice")
       sent = (n - 1) * bytes / n;
@@ -122,11 +158,26 @@ void llamac::printReport(func::FuncOp func, const std::string &model,
       at = name.getName().str();
     os << llvm::format("  %3d  %-18s %-10s %-16s %12lld %12lld  %s\n",
                        ++count, label.c_str(), group.c_str(),
-                       shapeOf(whole).c_str(), static_cast<long long>(bytes),
+                       tensor.c_str(), static_cast<long long>(bytes),
                        static_cast<long long>(sent), at.c_str());
     totalBytes += bytes;
     totalSent += sent;
   });
+  if (!buckets.empty()) {
+    os << "gradient buckets (data parallel; start right after their last "
+          "gradient, asynchronous until their wait; optimizer from instr "
+       << optimizerAt << " of " << instrs << "):\n";
+    for (auto &[id, b] : buckets)
+      os << llvm::format("  bucket %-3lld %4lld grads %12lld bytes  start at "
+                         "instr %5lld  wait at instr %5lld  overlaps %lld "
+                         "instrs\n",
+                         static_cast<long long>(id),
+                         static_cast<long long>(b.grads),
+                         static_cast<long long>(b.bytes),
+                         static_cast<long long>(b.start),
+                         static_cast<long long>(b.wait),
+                         static_cast<long long>(b.wait - b.start - 1));
+  }
   os << "total per step: " << count << " collectives, "
      << human(totalBytes) << " of tensors (" << totalBytes << " bytes), "
      << human(totalSent) << " sent per rank (" << totalSent << " bytes)\n";

@@ -2,6 +2,7 @@
 #include "TrainOptions.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 using namespace llamac;
@@ -76,6 +77,15 @@ void TrainOptions::addFlags(CLI::App &app) {
   app.add_option("--dp", dp, "Data-parallel size")->check(kPositive);
   app.add_option("--tp", tp, "Tensor-parallel size")->check(kPositive);
   app.add_option("--pp", pp, "Pipeline-parallel size")->check(kPositive);
+  app.add_option("--zero", zero,
+                 "ZeRO stage: 1 splits the AdamW moments over the "
+                 "data-parallel ranks (gradients reduce-scattered, weights "
+                 "all-gathered); 0 off");
+  app.add_option("--bucket-cap-mb", bucketCapMb,
+                 "Data parallelism: largest gradient all-reduce bucket, MiB "
+                 "(PyTorch DDP's 25)");
+  app.add_option("--first-bucket-mb", firstBucketMb,
+                 "Data parallelism: largest first bucket, MiB (DDP's 1)");
   app.add_flag("--sequence-parallel", sequenceParallel,
                "With --tp: split norms and residuals along the sequence "
                "(Megatron-SP)");
@@ -88,8 +98,26 @@ void TrainOptions::addFlags(CLI::App &app) {
                  "pass pipeline on the module, e.g. "
                  "llm-example-replicate-vocab (docs/guides/"
                  "writing-a-sharding-pass.md)");
-  app.add_option("--precision", precision, "Compute precision")
+  app.add_option("--precision", precision,
+                 "Compute precision: fp32, or bf16 / fp16 compute with fp32 "
+                 "master weights and optimizer")
       ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  app.add_option("--loss-scale", lossScale,
+                 "dynamic | none | <value> (default: dynamic for fp16, none "
+                 "otherwise)");
+  app.add_option("--loss-scale-init", lossScaleInit,
+                 "Dynamic loss scaling: initial scale (GradScaler: 65536)")
+      ->check(kPositive);
+  app.add_option("--loss-scale-window", lossScaleWindow,
+                 "Dynamic loss scaling: finite steps before the scale doubles")
+      ->check(kPositive);
+  app.add_option("--loss-scale-hysteresis", lossScaleHysteresis,
+                 "Dynamic loss scaling: overflows tolerated before the scale "
+                 "halves (Megatron's hysteresis; 1 = GradScaler)")
+      ->check(kPositive);
+  app.add_option("--min-loss-scale", minLossScale,
+                 "Dynamic loss scaling: the scale never drops below this")
+      ->check(kPositive);
 }
 
 bool TrainOptions::validate(std::string &error) const {
@@ -111,6 +139,31 @@ bool TrainOptions::validate(std::string &error) const {
             "(use --pp 1)";
     return false;
   }
+  if (!(bucketCapMb > 0) || !(firstBucketMb > 0)) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf,
+                  "bucket sizes must be positive, got --bucket-cap-mb %g and "
+                  "--first-bucket-mb %g",
+                  bucketCapMb, firstBucketMb);
+    error = buf;
+    return false;
+  }
+  if (zero != 0 && zero != 1) {
+    error = "--zero " + std::to_string(zero) +
+            ": only ZeRO stage 1 (optimizer state) is supported; stages 2 "
+            "and 3 are not implemented";
+    return false;
+  }
+  if (zero == 1 && dp == 1) {
+    error = "--zero 1 needs --dp > 1 (it splits the optimizer state over the "
+            "data-parallel ranks)";
+    return false;
+  }
+  if (zero == 1 && tp > 1) {
+    error = "--zero 1 with --tp > 1 is not supported yet (ZeRO runs on "
+            "data parallelism alone); use --zero 0 or --tp 1";
+    return false;
+  }
   if (sequenceParallel && tp == 1) {
     error = "--sequence-parallel needs --tp > 1 (it splits the sequence over "
             "the tensor-parallel ranks)";
@@ -125,18 +178,38 @@ bool TrainOptions::validate(std::string &error) const {
             " is not divisible by --dp " + std::to_string(dp);
     return false;
   }
-  if (precision != "fp32") {
-    error = "--precision " + precision +
-            " is not supported yet: this build compiles fp32 plans only";
-    return false;
+  if (!lossScale.empty() && lossScale != "dynamic" && lossScale != "none") {
+    char *end = nullptr;
+    double v = std::strtod(lossScale.c_str(), &end);
+    if (end == lossScale.c_str() || *end != '\0' || !(v > 0) ||
+        !std::isfinite(v)) {
+      error = "--loss-scale: expected dynamic, none or a positive number, "
+              "got '" + lossScale + "'";
+      return false;
+    }
   }
   int64_t micro = microBatch ? microBatch : globalBatch / dp;
-  if (micro * dp != globalBatch) {
+  if (globalBatch % (micro * dp) != 0) {
     error = "--global-batch-size " + std::to_string(globalBatch) +
-            " must equal dp x --micro-batch-size (" + std::to_string(dp) +
-            " x " + std::to_string(micro) +
-            "); gradient accumulation is not supported yet";
+            " is not divisible by dp x --micro-batch-size (" +
+            std::to_string(dp) + " x " + std::to_string(micro) + " = " +
+            std::to_string(dp * micro) +
+            "); the step is that many sequences times the number of "
+            "microbatches";
     return false;
   }
   return true;
+}
+
+std::string TrainOptions::lossScaleMode() const {
+  if (lossScale.empty())
+    return precision == "fp16" ? "dynamic" : "none";
+  if (lossScale == "dynamic" || lossScale == "none")
+    return lossScale;
+  return "static";
+}
+
+double TrainOptions::lossScaleValue() const {
+  return lossScaleMode() == "static" ? std::strtod(lossScale.c_str(), nullptr)
+                                     : lossScaleInit;
 }

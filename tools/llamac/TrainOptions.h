@@ -32,11 +32,26 @@ struct TrainOptions {
   double clipGradValue = 0.0;
   int64_t dp = 1, tp = 1, pp = 1;
   bool sequenceParallel = false;
+  int64_t zero = 0; ///< ZeRO stage (0 or 1)
+  double bucketCapMb = 25.0;  ///< data-parallel gradient buckets (DDP)
+  double firstBucketMb = 1.0;
   /// --shard NAME=SHARDING: user annotations of parameters (priority 0).
   std::vector<std::string> shards;
   /// --sharding-passes PIPELINE: user sharding passes before the --tp plan.
   std::string shardingPasses;
   std::string precision = "fp32";
+  /// --loss-scale: "dynamic", "none" or a positive number (static); empty:
+  /// the precision's default (dynamic for fp16, none otherwise).
+  std::string lossScale;
+  double lossScaleInit = 65536.0;  ///< dynamic: initial scale (2^16)
+  int64_t lossScaleWindow = 2000;  ///< dynamic: finite steps before growth
+  int64_t lossScaleHysteresis = 1; ///< dynamic: overflows before backoff
+  double minLossScale = 1.0;
+
+  /// The loss-scale mode after defaults: "none", "dynamic" or "static".
+  std::string lossScaleMode() const;
+  /// The static scale (mode "static"), or the dynamic initial scale.
+  double lossScaleValue() const;
 
   /// Registers the flags on a CLI11 (sub)command.
   void addFlags(CLI::App &app);

@@ -404,7 +404,7 @@ func.func @global_norm_empty() {
 
 func.func @all_finite_empty() {
   // expected-error@+1 {{requires at least one operand}}
-  %0 = llm.all_finite : () -> tensor<i1>
+  %0 = llm.all_finite : () -> tensor<f32>
   return
 }
 

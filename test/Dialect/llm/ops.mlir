@@ -65,7 +65,7 @@ func.func @gradient_ops(%dy: tensor<2x8x64xf32>, %x: tensor<2x8x64xf32>,
 func.func @training_ops(%p: tensor<64x64xf32>, %g: tensor<64x64xf32>,
                         %m: tensor<64x64xf32>, %v: tensor<64x64xf32>,
                         %b: tensor<64xf32>, %step: tensor<i64>)
-    -> (tensor<64x64xf32>, tensor<64x64xbf16>, tensor<i1>) {
+    -> (tensor<64x64xf32>, tensor<64x64xbf16>, tensor<f32>) {
   // CHECK: llm.constant {value = 1.000000e+00 : f64} : () -> tensor<f32>
   %one = llm.constant {value = 1.0 : f64} : () -> tensor<f32>
   // CHECK: llm.lr_schedule
@@ -83,6 +83,6 @@ func.func @training_ops(%p: tensor<64x64xf32>, %g: tensor<64x64xf32>,
   // CHECK: llm.cast {{.*}} -> tensor<64x64xbf16>
   %h = llm.cast %p1 : (tensor<64x64xf32>) -> tensor<64x64xbf16>
   // CHECK: llm.all_finite
-  %ok = llm.all_finite %g, %b : (tensor<64x64xf32>, tensor<64xf32>) -> tensor<i1>
-  return %p1, %h, %ok : tensor<64x64xf32>, tensor<64x64xbf16>, tensor<i1>
+  %ok = llm.all_finite %g, %b : (tensor<64x64xf32>, tensor<64xf32>) -> tensor<f32>
+  return %p1, %h, %ok : tensor<64x64xf32>, tensor<64x64xbf16>, tensor<f32>
 }
