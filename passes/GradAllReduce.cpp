@@ -53,6 +53,16 @@ void LlmGradAllReducePass::runOnOperation() {
         << dp << ", tp = " << tp << ", pp = " << pp;
     return signalPassFailure();
   }
+  Type reduceLow;
+  if (reduceDtype == "bf16")
+    reduceLow = BFloat16Type::get(&getContext());
+  else if (reduceDtype == "fp16")
+    reduceLow = Float16Type::get(&getContext());
+  else if (reduceDtype != "fp32") {
+    module.emitError("reduce-dtype must be fp32, bf16 or fp16, got '")
+        << reduceDtype << "'";
+    return signalPassFailure();
+  }
   // 1. Gradients are already complete on a single data-parallel rank.
   if (dp == 1)
     return;
@@ -82,15 +92,27 @@ void LlmGradAllReducePass::runOnOperation() {
         ++reduced;
         continue;
       }
+      // Optional low-precision reduction: the all-reduce moves and sums
+      // bf16/fp16 data, the gradient comes back to its fp32 type after.
+      Type wire = partial.getType();
+      if (role == "grad" && reduceLow) {
+        auto t = cast<RankedTensorType>(partial.getType());
+        wire = t.clone(reduceLow);
+        partial = llm::CastOp::create(b, partial.getLoc(), wire, partial);
+      }
       auto sum = shard::AllReduceOp::create(
-          b, partial.getLoc(), partial.getType(), kWorldGrid,
+          b, partial.getLoc(), wire, kWorldGrid,
           ArrayRef<int16_t>{kDataParallelAxis}, partial,
           shard::ReductionKind::Sum);
       // Gradient reductions may be bucketed (llm-allreduce-bucketing).
       if (role == "grad")
         sum->setAttr(kGradReductionAttr,
                      StringAttr::get(&getContext(), resultParam(func, i)));
-      ret.setOperand(i, sum);
+      Value result = sum;
+      if (wire != ret.getOperand(i).getType())
+        result = llm::CastOp::create(b, sum.getLoc(),
+                                     ret.getOperand(i).getType(), sum);
+      ret.setOperand(i, result);
       ++reduced;
     }
   }

@@ -34,6 +34,8 @@ struct TrainPipelineOptions
   Option<double> clipGradValue{*this, "clip-grad-value", llvm::cl::init(0.0)};
   Option<int64_t> microbatches{*this, "microbatches", llvm::cl::init(1)};
   Option<int64_t> zero{*this, "zero", llvm::cl::init(0)};
+  Option<std::string> gradReduceDtype{*this, "grad-reduce-dtype",
+                                      llvm::cl::init("fp32")};
   Option<double> bucketCapMb{*this, "bucket-cap-mb", llvm::cl::init(25.0)};
   Option<double> firstBucketMb{*this, "first-bucket-mb", llvm::cl::init(1.0)};
   Option<int64_t> dp{*this, "dp", llvm::cl::init(1)};

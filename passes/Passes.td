@@ -160,6 +160,9 @@ def LlmGradAllReduce : Pass<"llm-grad-allreduce", "::mlir::ModuleOp"> {
     Option<"dp", "dp", "int64_t", "1", "Data-parallel size">,
     Option<"tp", "tp", "int64_t", "1", "Tensor-parallel size (grid shape)">,
     Option<"pp", "pp", "int64_t", "1", "Pipeline-parallel size (grid shape)">,
+    Option<"reduceDtype", "reduce-dtype", "std::string", "\"fp32\"",
+           "Precision of the gradient reduction: fp32 (default), or bf16 / "
+           "fp16 (the gradient is cast down for the all-reduce, then back)">,
     Option<"zero", "zero", "int64_t", "0",
            "ZeRO stage: 1 leaves gradients as pending sums (dist.partial) "
            "for llm-zero to reduce-scatter onto the optimizer's shards">,

@@ -36,6 +36,7 @@ void llamac::buildTrainPipeline(OpPassManager &pm,
   reduce.tp = options.tp;
   reduce.pp = options.pp;
   reduce.zero = options.zero;
+  reduce.reduceDtype = options.gradReduceDtype;
   pm.addPass(createLlmGradAllReduce(reduce));
   OpPassManager &fpm = pm.nest<func::FuncOp>();
   LlmOptimizerOptions opt;

@@ -81,6 +81,7 @@ static void setPipelineOptions(const TrainOptions &t,
   o.precision = t.precision;
   o.bucketCapMb = t.bucketCapMb;
   o.zero = t.zero;
+  o.gradReduceDtype = t.gradReduceDtype;
   o.firstBucketMb = t.firstBucketMb;
   o.microbatches = t.globalBatch / (t.dp * (t.microBatch ? t.microBatch
                                                         : t.globalBatch / t.dp));

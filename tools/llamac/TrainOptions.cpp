@@ -81,6 +81,10 @@ void TrainOptions::addFlags(CLI::App &app) {
                  "ZeRO stage: 1 splits the AdamW moments over the "
                  "data-parallel ranks (gradients reduce-scattered, weights "
                  "all-gathered); 0 off");
+  app.add_option("--grad-reduce-dtype", gradReduceDtype,
+                 "Precision of the data-parallel gradient all-reduce: fp32 "
+                 "(default) or bf16 / fp16 (half the bytes)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
   app.add_option("--bucket-cap-mb", bucketCapMb,
                  "Data parallelism: largest gradient all-reduce bucket, MiB "
                  "(PyTorch DDP's 25)");
@@ -152,6 +156,12 @@ bool TrainOptions::validate(std::string &error) const {
     error = "--zero " + std::to_string(zero) +
             ": only ZeRO stage 1 (optimizer state) is supported; stages 2 "
             "and 3 are not implemented";
+    return false;
+  }
+  if (zero == 1 && gradReduceDtype != "fp32") {
+    error = "--grad-reduce-dtype " + gradReduceDtype +
+            " with --zero 1 is not supported yet (ZeRO reduce-scatters in "
+            "fp32)";
     return false;
   }
   if (zero == 1 && dp == 1) {

@@ -33,6 +33,7 @@ struct TrainOptions {
   int64_t dp = 1, tp = 1, pp = 1;
   bool sequenceParallel = false;
   int64_t zero = 0; ///< ZeRO stage (0 or 1)
+  std::string gradReduceDtype = "fp32"; ///< data-parallel gradient sums
   double bucketCapMb = 25.0;  ///< data-parallel gradient buckets (DDP)
   double firstBucketMb = 1.0;
   /// --shard NAME=SHARDING: user annotations of parameters (priority 0).
