@@ -29,4 +29,33 @@ def LlmGradientOpInterface : OpInterface<"GradientOpInterface"> {
   ];
 }
 
+def LlmCostModelOpInterface : OpInterface<"CostModelOpInterface"> {
+  let cppNamespace = "::llamac::llm";
+  let description = [{
+    What an op costs: the floating-point operations it performs and the
+    bytes it reads and writes, for its operand and result types as they are
+    (per rank after partitioning). The same estimates feed `llamac compile
+    --report` and pipeline-stage balancing. The defaults count one flop per
+    result element and every operand and result byte once; ops whose cost
+    is not elementwise (matmuls, attention, normalisations, the loss, the
+    optimizer) override the flop count.
+  }];
+  let methods = [
+    InterfaceMethod<
+      /*desc=*/"Floating-point operations of one execution.",
+      /*retTy=*/"int64_t", /*methodName=*/"estimateFlops", /*args=*/(ins),
+      /*methodBody=*/"",
+      /*defaultImplementation=*/[{
+        return ::llamac::llm::elementwiseFlops($_op);
+      }]>,
+    InterfaceMethod<
+      /*desc=*/"Bytes read and written (each operand and result once).",
+      /*retTy=*/"int64_t", /*methodName=*/"estimateBytes", /*args=*/(ins),
+      /*methodBody=*/"",
+      /*defaultImplementation=*/[{
+        return ::llamac::llm::tensorBytes($_op);
+      }]>
+  ];
+}
+
 #endif // LLAMAC_LLM_INTERFACES

@@ -11,6 +11,13 @@
 
 #include <string>
 
+namespace llamac::llm {
+/// CostModelOpInterface defaults: one flop per result element; every
+/// operand and result tensor's bytes once.
+int64_t elementwiseFlops(mlir::Operation *op);
+int64_t tensorBytes(mlir::Operation *op);
+} // namespace llamac::llm
+
 #include "dialects/llm/LlmInterfaces.h.inc"
 
 #define GET_OP_CLASSES

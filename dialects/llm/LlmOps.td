@@ -15,8 +15,12 @@ def Llm_IdTensor : RankedTensorOf<[I32]>;
 def Llm_Scalar : 0DTensorOf<[F32]>;
 def Llm_Step : 0DTensorOf<[I64]>;
 
-class Llm_PureOp<string mnemonic, list<Trait> traits = []>
-    : Llm_Op<mnemonic, !listconcat(traits, [Pure])> {
+// `costs` lists the CostModelOpInterface methods the op implements itself
+// (LlmCost.cpp); the others use the interface's defaults.
+class Llm_PureOp<string mnemonic, list<Trait> traits = [],
+                 list<string> costs = []>
+    : Llm_Op<mnemonic, !listconcat(traits, [Pure,
+        DeclareOpInterfaceMethods<LlmCostModelOpInterface, costs>])> {
   let hasVerifier = 1;
   let assemblyFormat = "operands attr-dict `:` functional-type(operands, results)";
 }
@@ -28,9 +32,10 @@ defvar ShardRule = DeclareOpInterfaceMethods<Dist_ShardingRuleOpInterface>;
 defvar ShardRuleAndPartition =
     DeclareOpInterfaceMethods<Dist_ShardingRuleOpInterface, ["partition"]>;
 
-class Llm_DiffOp<string mnemonic, list<Trait> traits = []>
+class Llm_DiffOp<string mnemonic, list<Trait> traits = [],
+                 list<string> costs = []>
     : Llm_PureOp<mnemonic, !listconcat(traits,
-        [DeclareOpInterfaceMethods<LlmGradientOpInterface>])>;
+        [DeclareOpInterfaceMethods<LlmGradientOpInterface>]), costs>;
 
 //===----------------------------------------------------------------------===//
 // Model ops
@@ -57,7 +62,7 @@ def Llm_EmbeddingOp : Llm_DiffOp<"embedding", [ShardRuleAndPartition]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_RmsNormOp : Llm_DiffOp<"rms_norm", [ShardRule]> {
+def Llm_RmsNormOp : Llm_DiffOp<"rms_norm", [ShardRule], ["estimateFlops"]> {
   let summary = "RMSNorm over the last dimension, statistics in fp32";
   let description = [{
     `result = weight * x * rsqrt(mean(x^2, -1) + eps)` (HF `LlamaRMSNorm`).
@@ -71,7 +76,7 @@ def Llm_RmsNormOp : Llm_DiffOp<"rms_norm", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_LinearOp : Llm_DiffOp<"linear", [ShardRule]> {
+def Llm_LinearOp : Llm_DiffOp<"linear", [ShardRule], ["estimateFlops"]> {
   let summary = "Linear layer without bias, HF weight layout [out, in]";
   let description = [{
     `result[..., n] = sum_k x[..., k] * weight[n, k]`
@@ -86,7 +91,7 @@ def Llm_LinearOp : Llm_DiffOp<"linear", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_RopeOp : Llm_DiffOp<"rope", [ShardRule]> {
+def Llm_RopeOp : Llm_DiffOp<"rope", [ShardRule], ["estimateFlops"]> {
   let summary = "Rotary position embedding, HF rotate_half layout";
   let description = [{
     Rotates each head of `x : [batch, seq, heads, head_dim]` by the angle
@@ -103,7 +108,7 @@ def Llm_RopeOp : Llm_DiffOp<"rope", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_AttentionOp : Llm_DiffOp<"attention", [ShardRule]> {
+def Llm_AttentionOp : Llm_DiffOp<"attention", [ShardRule], ["estimateFlops"]> {
   let summary = "Causal grouped-query scaled dot-product attention";
   let description = [{
     `q : [batch, seq, heads, head_dim]`, `k, v : [batch, seq, kv_heads,
@@ -123,7 +128,7 @@ def Llm_AttentionOp : Llm_DiffOp<"attention", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$out, RankedTensorOf<[F32]>:$lse);
 }
 
-def Llm_SwigluOp : Llm_DiffOp<"swiglu", [ShardRule]> {
+def Llm_SwigluOp : Llm_DiffOp<"swiglu", [ShardRule], ["estimateFlops"]> {
   let summary = "SwiGLU gate: silu(gate) * up";
   let description = [{
     ```mlir
@@ -147,7 +152,7 @@ def Llm_AddOp : Llm_DiffOp<"add", [Commutative, ShardRule]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_ReshapeOp : Llm_DiffOp<"reshape", [ShardRule]> {
+def Llm_ReshapeOp : Llm_DiffOp<"reshape", [ShardRule], ["estimateFlops", "estimateBytes"]> {
   let summary = "Row-major reshape to a type with the same element count";
   let description = [{
     ```mlir
@@ -158,7 +163,7 @@ def Llm_ReshapeOp : Llm_DiffOp<"reshape", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_CrossEntropyOp : Llm_DiffOp<"cross_entropy", [ShardRuleAndPartition]> {
+def Llm_CrossEntropyOp : Llm_DiffOp<"cross_entropy", [ShardRuleAndPartition], ["estimateFlops"]> {
   let summary = "Cross-entropy of logits against targets, as a fp32 scalar";
   let description = [{
     `result = (sum over rows of logsumexp(logits) - logits[target]) /
@@ -198,7 +203,7 @@ def Llm_EmbeddingGradOp : Llm_PureOp<"embedding_grad", [ShardRuleAndPartition]> 
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_RmsNormGradOp : Llm_PureOp<"rms_norm_grad", [ShardRule]> {
+def Llm_RmsNormGradOp : Llm_PureOp<"rms_norm_grad", [ShardRule], ["estimateFlops"]> {
   let summary = "Gradient of RMSNorm with respect to its input and weight";
   let description = [{
     ```mlir
@@ -212,7 +217,7 @@ def Llm_RmsNormGradOp : Llm_PureOp<"rms_norm_grad", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$dx, Llm_FloatTensor:$dweight);
 }
 
-def Llm_LinearGradInputOp : Llm_PureOp<"linear_grad_input", [ShardRule]> {
+def Llm_LinearGradInputOp : Llm_PureOp<"linear_grad_input", [ShardRule], ["estimateFlops"]> {
   let summary = "Gradient of a linear layer with respect to its input";
   let description = [{
     `result[..., k] = sum_n grad[..., n] * weight[n, k]`.
@@ -226,7 +231,7 @@ def Llm_LinearGradInputOp : Llm_PureOp<"linear_grad_input", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_LinearGradWeightOp : Llm_PureOp<"linear_grad_weight", [ShardRule]> {
+def Llm_LinearGradWeightOp : Llm_PureOp<"linear_grad_weight", [ShardRule], ["estimateFlops"]> {
   let summary = "Gradient of a linear layer with respect to its weight";
   let description = [{
     `result[n, k] = sum over leading dims of grad[..., n] * x[..., k]`.
@@ -240,7 +245,7 @@ def Llm_LinearGradWeightOp : Llm_PureOp<"linear_grad_weight", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_RopeGradOp : Llm_DiffOp<"rope_grad", [ShardRule]> {
+def Llm_RopeGradOp : Llm_DiffOp<"rope_grad", [ShardRule], ["estimateFlops"]> {
   let summary = "Gradient of RoPE: the inverse rotation";
   let description = [{
     Applies the transpose of the rotation of `llm.rope` with the same
@@ -256,7 +261,7 @@ def Llm_RopeGradOp : Llm_DiffOp<"rope_grad", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_AttentionGradOp : Llm_PureOp<"attention_grad", [ShardRule]> {
+def Llm_AttentionGradOp : Llm_PureOp<"attention_grad", [ShardRule], ["estimateFlops"]> {
   let summary = "Gradient of causal GQA attention";
   let description = [{
     Takes the output gradient, the forward inputs, the forward output and its
@@ -278,7 +283,7 @@ def Llm_AttentionGradOp : Llm_PureOp<"attention_grad", [ShardRule]> {
                       Llm_FloatTensor:$dv);
 }
 
-def Llm_SwigluGradOp : Llm_PureOp<"swiglu_grad", [ShardRule]> {
+def Llm_SwigluGradOp : Llm_PureOp<"swiglu_grad", [ShardRule], ["estimateFlops"]> {
   let summary = "Gradient of SwiGLU with respect to gate and up";
   let description = [{
     ```mlir
@@ -292,7 +297,7 @@ def Llm_SwigluGradOp : Llm_PureOp<"swiglu_grad", [ShardRule]> {
   let results = (outs Llm_FloatTensor:$dgate, Llm_FloatTensor:$dup);
 }
 
-def Llm_CrossEntropyGradOp : Llm_PureOp<"cross_entropy_grad", [ShardRuleAndPartition]> {
+def Llm_CrossEntropyGradOp : Llm_PureOp<"cross_entropy_grad", [ShardRuleAndPartition], ["estimateFlops"]> {
   let summary = "Gradient of cross-entropy with respect to the logits";
   let description = [{
     `result = grad * (softmax(logits) - onehot(targets)) / normalizer`.
@@ -322,7 +327,7 @@ def Llm_ConstantOp : Llm_PureOp<"constant", [ConstantLike, ShardRule]> {
   let results = (outs Llm_FloatTensor:$result);
 }
 
-def Llm_AdamWOp : Llm_PureOp<"adamw", [ShardRule]> {
+def Llm_AdamWOp : Llm_PureOp<"adamw", [ShardRule], ["estimateFlops"]> {
   let summary = "One AdamW update in torch.optim.AdamW semantics";
   let description = [{
     Decoupled weight decay `p *= 1 - lr * weight_decay`, then the bias-

@@ -250,6 +250,14 @@ int llamac::runCompile(const CompileOptions &options) {
   timer.done("training pipeline");
   if (options.emit == "llm")
     return emitIR(*module, options.output);
+  CostSummary costs;
+  if (options.report) {
+    int64_t ranks = train.dp * train.tp * train.pp;
+    double tokens = double(train.globalBatch) * double(train.seqLen);
+    costs = summarizeCosts(*module->getOps<func::FuncOp>().begin(),
+                           config.flopsPerToken(train.seqLen) * tokens /
+                               double(ranks));
+  }
 
   // 4. Lowering to runtime kernels and the memory plan.
   PassManager lower(&context);
@@ -259,7 +267,7 @@ int llamac::runCompile(const CompileOptions &options) {
   timer.done("lower + memory plan");
   if (options.report)
     printReport(*module->getOps<func::FuncOp>().begin(), config.name,
-                {train.pp, train.dp, train.tp}, llvm::outs());
+                {train.pp, train.dp, train.tp}, costs, llvm::outs());
   if (options.emit == "lrt")
     return emitIR(*module, options.output);
 

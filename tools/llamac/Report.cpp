@@ -52,9 +52,22 @@ static std::string shapeOf(Type type) {
   return s + " " + elt;
 }
 
+CostSummary llamac::summarizeCosts(func::FuncOp func, double modelFlops) {
+  CostSummary summary;
+  summary.modelFlops = modelFlops;
+  func.walk([&](llm::CostModelOpInterface op) {
+    CostSummary::Entry &e =
+        summary.byOp[op->getName().stripDialect().str()];
+    ++e.count;
+    e.flops += op.estimateFlops();
+    e.bytes += op.estimateBytes();
+  });
+  return summary;
+}
+
 void llamac::printReport(func::FuncOp func, const std::string &model,
                          const std::array<int64_t, 3> &grid,
-                         raw_ostream &os) {
+                         const CostSummary &costs, raw_ostream &os) {
   static const char *kAxis[] = {"pp", "dp", "tp"};
   int64_t ranks = grid[0] * grid[1] * grid[2];
   os << "report: " << model << " on dp=" << grid[1] << " tp=" << grid[2]
@@ -88,7 +101,30 @@ void llamac::printReport(func::FuncOp func, const std::string &model,
   os << llvm::format("  %-18s %12s   (activations, gradients, temporaries)\n",
                      "activation arena", human(arena).c_str());
 
-  // 2. Collectives of one step, in program order.
+  // 2. Compute of one step (CostModelOpInterface), largest first.
+  int64_t flops = 0, moved = 0;
+  std::vector<std::pair<std::string, CostSummary::Entry>> ops(
+      costs.byOp.begin(), costs.byOp.end());
+  llvm::stable_sort(ops, [](const auto &a, const auto &b) {
+    return a.second.flops > b.second.flops;
+  });
+  os << "compute per step (op cost estimates, this rank):\n";
+  os << llvm::format("  %-30s %6s %18s %14s\n", "op", "count", "flops",
+                     "bytes moved");
+  for (auto &[name, e] : ops) {
+    os << llvm::format("  %-30s %6lld %18lld %14lld\n", name.c_str(),
+                       static_cast<long long>(e.count),
+                       static_cast<long long>(e.flops),
+                       static_cast<long long>(e.bytes));
+    flops += e.flops;
+    moved += e.bytes;
+  }
+  os << llvm::format("  total %.4g GFLOP, %s moved; model FLOPs (6N + "
+                     "12LHQT per token) %.4g GFLOP\n",
+                     flops / 1e9, human(moved).c_str(),
+                     costs.modelFlops / 1e9);
+
+  // 3. Collectives of one step, in program order.
   os << "collectives per step (program order; bytes = whole tensor, sent = "
         "bytes one rank sends, ring algorithms):\n";
   os << llvm::format("  %3s  %-18s %-10s %-16s %12s %12s  %s\n", "#", "kind",

@@ -6,9 +6,23 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <array>
+#include <map>
 #include <string>
 
 namespace llamac {
+
+/// Compute of one step of one rank, from CostModelOpInterface on the
+/// training step (llm ops, per-rank shapes), by op name.
+struct CostSummary {
+  struct Entry {
+    int64_t count = 0, flops = 0, bytes = 0;
+  };
+  std::map<std::string, Entry> byOp;
+  /// 6N + 12LHQT per token (DESIGN A6) times the rank's tokens per step.
+  double modelFlops = 0;
+};
+/// Sums the estimates of every op of `func`.
+CostSummary summarizeCosts(mlir::func::FuncOp func, double modelFlops);
 
 /// Prints, for the lowered (lrt, memory-planned) per-rank program `func` of
 /// a [pp, dp, tp] = `grid` layout: the parameter, gradient, optimizer-state
@@ -17,7 +31,8 @@ namespace llamac {
 /// step's totals. Every rank runs the same program (SPMD), so one table
 /// holds for all of them.
 void printReport(mlir::func::FuncOp func, const std::string &model,
-                 const std::array<int64_t, 3> &grid, llvm::raw_ostream &os);
+                 const std::array<int64_t, 3> &grid, const CostSummary &costs,
+                 llvm::raw_ostream &os);
 
 } // namespace llamac
 
