@@ -455,9 +455,12 @@ ShardingRule AdamWOp::getShardingRule() {
   return rule;
 }
 
-ShardingRule GlobalNormOp::getShardingRule() {
+/// Reductions of all their inputs to one scalar (the global norm, the finite
+/// check): every input is read as it is split, and the op's partition()
+/// combines the ranks' parts.
+static ShardingRule scalarReductionRule(ValueRange inputs) {
   ShardingRule rule;
-  for (Value v : getInputs()) {
+  for (Value v : inputs) {
     SmallVector<int> dims;
     for (int64_t size : shapeOf(v))
       dims.push_back(rule.factor(size, FactorKind::Collective));
@@ -465,6 +468,10 @@ ShardingRule GlobalNormOp::getShardingRule() {
   }
   rule.scalarResult();
   return rule;
+}
+
+ShardingRule GlobalNormOp::getShardingRule() {
+  return scalarReductionRule(getInputs());
 }
 
 LogicalResult GlobalNormOp::partition(OpBuilder &b, ValueRange local,
@@ -503,16 +510,7 @@ LogicalResult GlobalNormOp::partition(OpBuilder &b, ValueRange local,
 }
 
 ShardingRule AllFiniteOp::getShardingRule() {
-  // Every input is read as it is split; the partition reduces the flags.
-  ShardingRule rule;
-  for (Value v : getInputs()) {
-    SmallVector<int> dims;
-    for (int64_t size : shapeOf(v))
-      dims.push_back(rule.factor(size, FactorKind::Collective));
-    rule.operand(dims);
-  }
-  rule.scalarResult();
-  return rule;
+  return scalarReductionRule(getInputs());
 }
 
 LogicalResult AllFiniteOp::partition(OpBuilder &b, ValueRange local,

@@ -96,11 +96,10 @@ bool Comm::checkAllReduceArguments(const char *what, const void *data,
 // Started all-reduces, by default: done at their wait
 //===----------------------------------------------------------------------===//
 
-bool Comm::allReduceStart(void *data, int64_t count, DType dtype,
-                          Reduction reduction, const std::vector<int> &gridAxes,
-                          Ticket &ticket, std::string &error) {
-  ticket = kNoTicket;
-  AxisMask mask;
+bool Comm::checkAllReduceStart(void *data, int64_t count,
+                               const std::vector<int> &gridAxes,
+                               AxisMask &mask, bool &trivial,
+                               std::string &error) const {
   if (!checkAllReduceArguments("all_reduce", data, count, gridAxes, mask,
                                error))
     return false;
@@ -109,7 +108,19 @@ bool Comm::allReduceStart(void *data, int64_t count, DType dtype,
             std::to_string(size()) + " ranks";
     return false;
   }
-  if (count == 0 || grid_.groupSize(mask) == 1)
+  trivial = count == 0 || grid_.groupSize(mask) == 1;
+  return true;
+}
+
+bool Comm::allReduceStart(void *data, int64_t count, DType dtype,
+                          Reduction reduction, const std::vector<int> &gridAxes,
+                          Ticket &ticket, std::string &error) {
+  ticket = kNoTicket;
+  AxisMask mask;
+  bool trivial = false;
+  if (!checkAllReduceStart(data, count, gridAxes, mask, trivial, error))
+    return false;
+  if (trivial)
     return true;
   ticket = nextTicket_++;
   deferred_.push_back(

@@ -223,6 +223,13 @@ protected:
                                       const std::vector<int> &gridAxes,
                                       AxisMask &mask, std::string &error);
 
+  /// What every allReduceStart() checks first: the arguments and that a
+  /// grid is set. Sets `mask`, and `trivial` when there is nothing to
+  /// communicate (count 0, or a group of one rank).
+  bool checkAllReduceStart(void *data, int64_t count,
+                           const std::vector<int> &gridAxes, AxisMask &mask,
+                           bool &trivial, std::string &error) const;
+
   Grid grid_;
 
 private:

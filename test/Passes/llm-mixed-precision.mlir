@@ -1,4 +1,4 @@
-// RUN: llamac-opt %s -split-input-file -llm-mixed-precision="precision=bf16" | FileCheck %s --check-prefix=BF16
+// RUN: llamac-opt %s -split-input-file -llm-mixed-precision="precision=bf16" | FileCheck %s
 // RUN: llamac-opt %s -split-input-file -llm-mixed-precision="precision=fp16 loss-scale=true" | FileCheck %s --check-prefix=FP16
 // RUN: llamac-opt %s -split-input-file -llm-mixed-precision="precision=bf16" -llm-autodiff | FileCheck %s --check-prefix=GRAD
 // RUN: llamac-opt %s -split-input-file -llm-mixed-precision="precision=fp16 loss-scale=true" -llm-autodiff -llm-optimizer | FileCheck %s --check-prefix=SKIP
@@ -7,17 +7,17 @@
 // weight used twice, by q and k, too), the fp32 activation input once where
 // a bf16 op first reads it, every op that reads bf16 computes in bf16
 // storage, the loss (and attention's lse) stay fp32.
-// BF16-LABEL: func @layer
-// BF16-COUNT-3: llm.cast %arg{{[0-9]}} : (tensor<{{[0-9x]+}}xf32>) -> tensor<{{[0-9x]+}}xbf16>
-// BF16-NEXT: llm.cast %arg3 : (tensor<2x4x8xf32>) -> tensor<2x4x8xbf16>
-// BF16-NOT: llm.cast
-// BF16: llm.rms_norm {{.*}} -> tensor<2x4x8xbf16>
-// BF16: llm.linear {{.*}} : (tensor<2x4x8xbf16>, tensor<8x8xbf16>) -> tensor<2x4x8xbf16>
-// BF16: llm.linear {{.*}} -> tensor<2x4x8xbf16>
-// BF16: llm.add {{.*}} -> tensor<2x4x8xbf16>
-// BF16: llm.linear {{.*}} -> tensor<2x4x16xbf16>
-// BF16: llm.cross_entropy {{.*}} : (tensor<2x4x16xbf16>, tensor<2x4xi32>) -> tensor<f32>
-// BF16-NOT: loss_scale
+// CHECK-LABEL: func @layer
+// CHECK-COUNT-3: llm.cast %arg{{[0-9]}} : (tensor<{{[0-9x]+}}xf32>) -> tensor<{{[0-9x]+}}xbf16>
+// CHECK-NEXT: llm.cast %arg3 : (tensor<2x4x8xf32>) -> tensor<2x4x8xbf16>
+// CHECK-NOT: llm.cast
+// CHECK: llm.rms_norm {{.*}} -> tensor<2x4x8xbf16>
+// CHECK: llm.linear {{.*}} : (tensor<2x4x8xbf16>, tensor<8x8xbf16>) -> tensor<2x4x8xbf16>
+// CHECK: llm.linear {{.*}} -> tensor<2x4x8xbf16>
+// CHECK: llm.add {{.*}} -> tensor<2x4x8xbf16>
+// CHECK: llm.linear {{.*}} -> tensor<2x4x16xbf16>
+// CHECK: llm.cross_entropy {{.*}} : (tensor<2x4x16xbf16>, tensor<2x4xi32>) -> tensor<f32>
+// CHECK-NOT: loss_scale
 
 // FP16-LABEL: func @layer
 // FP16-SAME: %arg5: tensor<f32> {llm.role = "loss_scale"}, %arg6: tensor<f32> {llm.role = "inv_loss_scale"}

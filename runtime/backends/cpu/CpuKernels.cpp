@@ -282,37 +282,6 @@ void setNumThreads(int n) {
 //===----------------------------------------------------------------------===//
 
 template <typename T>
-void embeddingFwd(const T *table, const int32_t *ids, T *out, int64_t n,
-                  int64_t d, int64_t v) {
-  (void)v;
-#pragma omp parallel for schedule(static) if (n * d >= kMinParallelWork)
-  for (int64_t r = 0; r < n; ++r)
-    std::copy_n(table + int64_t(ids[r]) * d, d, out + r * d);
-}
-
-template <typename T>
-LLAMAC_MULTIVERSION void embeddingBwd(const T *dy, const int32_t *ids,
-                                      T *dtable, int64_t n, int64_t d,
-                                      int64_t v) {
-  fill(dtable, v * d, T(0));
-  // Repeated ids make this a scatter-add. Splitting over columns gives each
-  // iteration exclusive ownership of its slice of every table row, and the
-  // tokens are visited in order, so no atomics and a fixed summation order.
-  const int64_t blocks = (d + kColumnBlock - 1) / kColumnBlock;
-#pragma omp parallel for schedule(static) if (n * d >= kMinParallelWork)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t j0 = blk * kColumnBlock;
-    const int64_t j1 = std::min(d, j0 + kColumnBlock);
-    for (int64_t r = 0; r < n; ++r) {
-      T *dst = dtable + int64_t(ids[r]) * d;
-      const T *src = dy + r * d;
-      for (int64_t j = j0; j < j1; ++j)
-        dst[j] += src[j];
-    }
-  }
-}
-
-template <typename T>
 void embeddingShardFwd(const T *table, const int32_t *ids, T *out, int64_t n,
                        int64_t d, int64_t v, int64_t begin) {
 #pragma omp parallel for schedule(static) if (n * d >= kMinParallelWork)
@@ -330,8 +299,10 @@ LLAMAC_MULTIVERSION void embeddingShardBwd(const T *dy, const int32_t *ids,
                                            T *dtable, int64_t n, int64_t d,
                                            int64_t v, int64_t begin) {
   fill(dtable, v * d, T(0));
-  // As embeddingBwd: column blocks own their slice of every row, tokens in
-  // order; tokens of other shards are skipped.
+  // Repeated ids make this a scatter-add. Splitting over columns gives each
+  // iteration exclusive ownership of its slice of every table row, and the
+  // tokens are visited in order, so no atomics and a fixed summation order.
+  // Tokens of other shards are skipped.
   const int64_t blocks = (d + kColumnBlock - 1) / kColumnBlock;
 #pragma omp parallel for schedule(static) if (n * d >= kMinParallelWork)
   for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -347,6 +318,19 @@ LLAMAC_MULTIVERSION void embeddingShardBwd(const T *dy, const int32_t *ids,
         dst[j] += src[j];
     }
   }
+}
+
+/// The whole table is the shard of rows [0, v).
+template <typename T>
+void embeddingFwd(const T *table, const int32_t *ids, T *out, int64_t n,
+                  int64_t d, int64_t v) {
+  embeddingShardFwd(table, ids, out, n, d, v, /*begin=*/0);
+}
+
+template <typename T>
+void embeddingBwd(const T *dy, const int32_t *ids, T *dtable, int64_t n,
+                  int64_t d, int64_t v) {
+  embeddingShardBwd(dy, ids, dtable, n, d, v, /*begin=*/0);
 }
 
 //===----------------------------------------------------------------------===//

@@ -240,15 +240,10 @@ public:
     }
     ticket = kNoTicket;
     AxisMask mask;
-    if (!checkAllReduceArguments("all_reduce", data, count, gridAxes, mask,
-                                 error))
+    bool trivial = false;
+    if (!checkAllReduceStart(data, count, gridAxes, mask, trivial, error))
       return false;
-    if (!hasGrid()) {
-      error = "all_reduce before setGrid(): no device grid for the " +
-              std::to_string(size_) + " ranks";
-      return false;
-    }
-    if (count == 0 || grid_.groupSize(mask) == 1)
+    if (trivial)
       return true;
     if (!thread_)
       thread_ = std::make_unique<CommThread>(
