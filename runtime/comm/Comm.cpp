@@ -159,6 +159,68 @@ bool Comm::allReduceWait(Ticket ticket, AsyncTiming *timing,
 }
 
 //===----------------------------------------------------------------------===//
+// Point-to-point transfers, by default: none
+//===----------------------------------------------------------------------===//
+
+bool Comm::checkPointToPoint(const char *what, const void *data, int64_t bytes,
+                             int peer, int tag, std::string &error) const {
+  const std::string prefix = std::string(what) + " of " +
+                             std::to_string(bytes) + " bytes " +
+                             (std::string(what) == "send" ? "to" : "from") +
+                             " rank " + std::to_string(peer) + " with tag " +
+                             std::to_string(tag);
+  if (peer < 0 || peer >= size() || peer == rank()) {
+    error = prefix + ": expected another rank of the world [0, " +
+            std::to_string(size()) + "), not this rank " +
+            std::to_string(rank());
+    return false;
+  }
+  if (tag < 0 || tag > kMaxTag) {
+    error = prefix + ": expected a tag in [0, " + std::to_string(kMaxTag) + "]";
+    return false;
+  }
+  if (bytes < 0 || (bytes > 0 && !data)) {
+    error = prefix + ": expected bytes >= 0 and a buffer";
+    return false;
+  }
+  return true;
+}
+
+bool Comm::isend(const void *data, int64_t bytes, int peer, int tag,
+                 SendTicket &ticket, std::string &error) {
+  ticket = kNoSend;
+  if (!checkPointToPoint("send", data, bytes, peer, tag, error))
+    return false;
+  error = std::string("send to rank ") + std::to_string(peer) + ": the " +
+          name() + " communicator has no point-to-point transfers";
+  return false;
+}
+
+bool Comm::waitSend(SendTicket ticket, std::string &error) {
+  if (ticket == kNoSend)
+    return true;
+  error = "wait for send ticket " + std::to_string(ticket) +
+          ", which is not in flight (never started, or already waited for)";
+  return false;
+}
+
+bool Comm::recv(void *data, int64_t bytes, int peer, int tag,
+                std::string &error) {
+  if (!checkPointToPoint("recv", data, bytes, peer, tag, error))
+    return false;
+  error = std::string("recv from rank ") + std::to_string(peer) + ": the " +
+          name() + " communicator has no point-to-point transfers";
+  return false;
+}
+
+bool Comm::send(const void *data, int64_t bytes, int peer, int tag,
+                std::string &error) {
+  SendTicket ticket = kNoSend;
+  return isend(data, bytes, peer, tag, ticket, error) &&
+         waitSend(ticket, error);
+}
+
+//===----------------------------------------------------------------------===//
 // LocalComm
 //===----------------------------------------------------------------------===//
 

@@ -32,6 +32,14 @@
 // of its own (comm/CommThread.h) while the caller goes on computing; the
 // other communicators do them at the wait (the default below).
 //
+// Point-to-point transfers (the pipeline stages' send / recv kernels, and
+// the checkpoint transfer of the stages' parameters to rank 0): isend()
+// posts a send and returns at once, waitSend() completes it, recv() blocks
+// until the message has arrived. Messages between two ranks with the same
+// tag arrive in the order they were sent (MPI's non-overtaking rule).
+// MpiComm runs them on a communicator of their own; LocalComm (one rank)
+// and the default implementation have none and return an error.
+//
 // Not thread-safe: call from one thread (the one that runs the executor).
 // The communication thread is internal to MpiComm.
 //
@@ -66,6 +74,14 @@ bool parseReduction(const std::string &name, Reduction &out);
 /// completes it. kNoTicket stands for one that needs no communication.
 using Ticket = uint64_t;
 constexpr Ticket kNoTicket = 0;
+
+/// A point-to-point send in flight: isend() gives it, waitSend() completes
+/// it.
+using SendTicket = uint64_t;
+constexpr SendTicket kNoSend = 0;
+/// Tags of point-to-point messages are in [0, kMaxTag] (the smallest
+/// MPI_TAG_UB the MPI standard allows).
+constexpr int kMaxTag = 32767;
 
 /// When a started all-reduce ran (steady clock), for traces.
 struct AsyncTiming {
@@ -166,6 +182,35 @@ public:
   /// communication thread), for logs.
   virtual bool overlapsAllReduce() const { return false; }
 
+  /// Posts the send of `bytes` bytes at `data` to world rank `peer` with
+  /// `tag` (in [0, kMaxTag]) and returns at once with its `ticket`, without
+  /// waiting for the receiver. `data` must stay unchanged until
+  /// waitSend(ticket). The message matches the recv() of `peer` with this
+  /// rank as its peer and the same tag; its size must be the receiver's.
+  /// `peer` is another rank (not this one). bytes == 0 sends an empty
+  /// message. The default (LocalComm, test communicators): an error.
+  /// Equivalent to: MPI_Isend / ncclSend on a communication stream.
+  virtual bool isend(const void *data, int64_t bytes, int peer, int tag,
+                     SendTicket &ticket, std::string &error);
+  /// Blocks until the send of `ticket` is complete (its buffer may be
+  /// reused; the receiver may not have it yet). Every ticket is waited for
+  /// exactly once; kNoSend returns at once. False with `error` when the
+  /// send failed or the ticket is unknown.
+  /// Equivalent to: MPI_Wait.
+  virtual bool waitSend(SendTicket ticket, std::string &error);
+  /// Blocks until the message from world rank `peer` with `tag` has been
+  /// received into `data` (`bytes` bytes). A message of another size is an
+  /// error ("expected N bytes, got M"), after which the communicator is
+  /// unusable (the job ends). The default: an error.
+  /// Equivalent to: MPI_Recv + MPI_Get_count / ncclRecv.
+  virtual bool recv(void *data, int64_t bytes, int peer, int tag,
+                    std::string &error);
+  /// isend() then waitSend(): returns once `data` may be reused.
+  bool send(const void *data, int64_t bytes, int peer, int tag,
+            std::string &error);
+  /// Whether this communicator has point-to-point transfers.
+  virtual bool hasPointToPoint() const { return false; }
+
   /// This rank's place in its group over `mask`: its group index and the
   /// group's size (pure arithmetic on the grid; Grid::groupIndex).
   /// Precondition: hasGrid().
@@ -215,6 +260,12 @@ protected:
                                    int64_t recvBytes, int64_t count,
                                    const std::vector<int> &gridAxes,
                                    AxisMask &mask, std::string &error);
+
+  /// The argument checks of isend() and recv(): `peer` another rank of the
+  /// world, `tag` in [0, kMaxTag], bytes >= 0 and a buffer when bytes > 0.
+  /// On failure `error` starts with `what` ("send").
+  bool checkPointToPoint(const char *what, const void *data, int64_t bytes,
+                         int peer, int tag, std::string &error) const;
 
   /// Checks allReduce()'s arguments (`what` prefixes the error) and
   /// returns the mask of `gridAxes`.

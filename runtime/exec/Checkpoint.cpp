@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <set>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 namespace llamac {
@@ -104,39 +105,116 @@ struct MomentRole {
 constexpr MomentRole kMoments[] = {{"adam_m", ".exp_avg"},
                                    {"adam_v", ".exp_avg_sq"}};
 
-/// One tensor the checkpoint must hold and the argument it loads into.
+/// One tensor the checkpoint holds: its name in the file, its full shape,
+/// and where it is on this rank: the argument it loads into (-1: another
+/// pipeline stage's), or the full tensor to save.
 struct Slot {
   std::string name; ///< Tensor name in the file.
   std::vector<int64_t> shape;
-  int argument;
+  int argument = -1;
+  const float *data = nullptr;
 };
 
-/// The weights and moments of `exec` in parameterSpecs order.
-bool collectSlots(const Executor &exec, const LlamaConfig &model,
-                  std::vector<Slot> &weights, std::vector<Slot> &moments,
-                  std::string &error) {
+/// The weights and moments to save, in parameterSpecs order, from the full
+/// tensors of `tensors` (this rank's and, on rank 0 of a pipeline, the
+/// other stages').
+bool collectSaveSlots(const CheckpointTensors &tensors,
+                      const LlamaConfig &model, std::vector<Slot> &weights,
+                      std::vector<Slot> &moments, std::string &error) {
+  for (const ParamSpec &spec : parameterSpecs(model)) {
+    const float *p = tensors.find("param", spec.name);
+    if (!p) {
+      error = "plan has no parameter '" + spec.name + "'";
+      return false;
+    }
+    weights.push_back({spec.name, spec.shape, -1, p});
+    for (const MomentRole &m : kMoments)
+      if (const float *q = tensors.find(m.role, spec.name))
+        moments.push_back({spec.name + m.suffix, spec.shape, -1, q});
+  }
+  return true;
+}
+
+/// Whether some program of `plan` has argument (`role`, `param`).
+bool planHasArgument(const plan::Plan &plan, const std::string &role,
+                     const std::string &param) {
+  for (const plan::Program *program : *plan.programs())
+    if (program->arguments())
+      for (const plan::Argument *arg : *program->arguments())
+        if (arg->role()->str() == role && arg->param() &&
+            arg->param()->str() == param)
+          return true;
+  return false;
+}
+
+/// The weights and moments a checkpoint of the plan's model holds, in
+/// parameterSpecs order, with the arguments of `exec` they load into: the
+/// whole model's parameters, and the moments of every program of `plan`
+/// (of `exec` alone without a plan). Without a plan every parameter must
+/// be an argument of `exec`.
+bool collectLoadSlots(const Executor &exec, const plan::Plan *plan,
+                      const LlamaConfig &model, std::vector<Slot> &weights,
+                      std::vector<Slot> &moments, std::string &error) {
   for (const ParamSpec &spec : parameterSpecs(model)) {
     int a = exec.findArgument("param", spec.name);
-    if (a < 0) {
+    if (a < 0 && !plan) {
       error = "plan has no parameter '" + spec.name + "'";
       return false;
     }
     weights.push_back({spec.name, spec.shape, a});
     for (const MomentRole &m : kMoments) {
       int b = exec.findArgument(m.role, spec.name);
-      if (b >= 0)
+      if (b >= 0 || (plan && planHasArgument(*plan, m.role, spec.name)))
         moments.push_back({spec.name + m.suffix, spec.shape, b});
     }
   }
   return true;
 }
 
-std::vector<io::TensorRef> tensorRefs(const CheckpointTensors &tensors,
-                                      const std::vector<Slot> &slots) {
+std::vector<io::TensorRef> tensorRefs(const std::vector<Slot> &slots) {
   std::vector<io::TensorRef> refs;
   for (const Slot &s : slots)
-    refs.push_back({s.name, io::DType::F32, s.shape, tensors.full(s.argument)});
+    refs.push_back({s.name, io::DType::F32, s.shape, s.data});
   return refs;
+}
+
+/// A param, adam_m or adam_v tensor of a stage, as the checkpoint transfer
+/// moves it: the key and the full shape on the plan's grid.
+struct StageTensor {
+  std::string param, role;
+  std::vector<int64_t> fullShape;
+  bool operator<(const StageTensor &o) const {
+    return std::tie(param, role) < std::tie(o.param, o.role);
+  }
+};
+
+/// The state tensors of `program` sorted by (HF name, role): the order in
+/// which a stage's first rank sends them to rank 0 (both compute it from
+/// the plan).
+std::vector<StageTensor> stageTensors(const plan::Program &program,
+                                      const comm::Grid &grid) {
+  std::vector<StageTensor> out;
+  if (!program.arguments())
+    return out;
+  for (const plan::Argument *arg : *program.arguments()) {
+    const std::string role = arg->role()->str();
+    if (role != "param" && role != "adam_m" && role != "adam_v")
+      continue;
+    const plan::Tensor &t = *program.tensors()->Get(arg->tensor());
+    StageTensor st{arg->param()->str(), role, {}};
+    if (t.shape())
+      st.fullShape.assign(t.shape()->begin(), t.shape()->end());
+    if (arg->shard_dim() >= 0 && arg->shard_axes()) {
+      comm::AxisMask mask = 0;
+      std::string ignored; // Verified by the loader.
+      comm::ascendingGridAxesMask(arg->shard_axes()->data(),
+                                  arg->shard_axes()->size(), mask, ignored);
+      st.fullShape[arg->shard_dim()] *= grid.groupSize(mask);
+    }
+    out.push_back(std::move(st));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 bool isStateRole(const std::string &role) {
@@ -401,6 +479,7 @@ bool TrainerState::fromJson(const std::string &text, const std::string &source,
 
 bool CheckpointTensors::gather(const Executor &exec, std::string &error) {
   exec_ = &exec;
+  received_.clear();
   gathered_.resize(exec.numArguments());
   // Every rank of a group must gather the same tensor at the same time:
   // go by (HF name, role), which the ranks share, not by argument index.
@@ -441,10 +520,66 @@ bool CheckpointTensors::gather(const Executor &exec, std::string &error) {
   return true;
 }
 
+bool CheckpointTensors::gather(const Executor &exec, const plan::Plan &plan,
+                               std::string &error) {
+  if (!gather(exec, error))
+    return false;
+  if (plan.pp() <= 1)
+    return true;
+  // Stage by stage, the first rank of stage s (dp 0, tp 0) sends its full
+  // tensors to rank 0 in stageTensors order; rank 0 knows the order and
+  // the shapes from the plan. Ranks that are neither send nor receive.
+  const comm::Grid grid{plan.pp(), plan.dp(), plan.tp()};
+  comm::Comm &c = exec.comm();
+  const int rank = c.rank();
+  for (int s = 1; s < grid.pp; ++s) {
+    const int first = grid.rankAt({s, 0, 0});
+    if (rank != 0 && rank != first)
+      continue;
+    const std::vector<StageTensor> tensors =
+        stageTensors(*plan.programs()->Get(first), grid);
+    for (const StageTensor &t : tensors) {
+      int64_t n = 1;
+      for (int64_t d : t.fullShape)
+        n *= d;
+      std::string why;
+      bool ok;
+      if (rank == 0) {
+        std::vector<float> &full = received_[{t.role, t.param}];
+        full.resize(static_cast<size_t>(n));
+        ok = c.recv(full.data(), n * 4, first, kCheckpointTag, why);
+      } else {
+        const float *data = find(t.role, t.param);
+        ok = data != nullptr;
+        if (!ok)
+          why = "this rank has no such argument";
+        else
+          ok = c.send(data, n * 4, 0, kCheckpointTag, why);
+      }
+      if (!ok) {
+        error = "moving " + t.role + " '" + t.param + "' of stage " +
+                std::to_string(s) + " from rank " + std::to_string(first) +
+                " to rank 0 for the checkpoint: " + why;
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 const float *CheckpointTensors::full(int a) const {
   if (!gathered_[a].empty())
     return gathered_[a].data();
   return static_cast<const float *>(exec_->argument(a));
+}
+
+const float *CheckpointTensors::find(const std::string &role,
+                                     const std::string &param) const {
+  const int a = exec_->findArgument(role, param);
+  if (a >= 0)
+    return full(a);
+  auto it = received_.find({role, param});
+  return it == received_.end() ? nullptr : it->second.data();
 }
 
 //===----------------------------------------------------------------------===//
@@ -475,13 +610,12 @@ bool saveCheckpoint(const std::string &dir, const CheckpointTensors &tensors,
                     const LlamaConfig &model, const TrainerState &state,
                     const SaveOptions &options, std::string &savedPath,
                     std::string &error) {
-  const Executor &exec = tensors.executor();
   const std::string name = checkpointName(state.step);
   const std::string finalPath = joinPath(dir, name);
   const std::string tmp =
       joinPath(dir, ".tmp-" + name + "-" + std::to_string(::getpid()));
   std::vector<Slot> weights, moments;
-  if (!collectSlots(exec, model, weights, moments, error))
+  if (!collectSaveSlots(tensors, model, weights, moments, error))
     return false;
 
   // 1. Everything into the temporary directory. The guard removes it on
@@ -503,10 +637,10 @@ bool saveCheckpoint(const std::string &dir, const CheckpointTensors &tensors,
       }
     }
   } guard{tmp};
-  if (!io::writeSharded(tmp, tensorRefs(tensors, weights),
+  if (!io::writeSharded(tmp, tensorRefs(weights),
                         options.maxShardBytes, error) ||
       !io::writeSafetensors(joinPath(tmp, kOptimizerName),
-                            tensorRefs(tensors, moments), error) ||
+                            tensorRefs(moments), error) ||
       !io::detail::writeFileAtomic(joinPath(tmp, kConfigName), model.toJson(),
                                    error) ||
       !io::detail::writeFileAtomic(joinPath(tmp, kTrainerStateName),
@@ -576,6 +710,11 @@ bool saveCheckpoint(const std::string &dir, const CheckpointTensors &tensors,
 // Resuming
 //===----------------------------------------------------------------------===//
 
+static bool loadCheckpoint(const std::string &path, Executor &exec,
+                           const plan::Plan *plan, const LlamaConfig &model,
+                           const TrainConfig &train, TrainerState &state,
+                           std::string &error);
+
 bool resolveLatest(const std::string &dir, std::string &checkpointPath,
                    std::string &error) {
   const std::string pointer = joinPath(dir, kLatestName);
@@ -615,6 +754,20 @@ bool resolveLatest(const std::string &dir, std::string &checkpointPath,
 bool loadCheckpoint(const std::string &path, Executor &exec,
                     const LlamaConfig &model, const TrainConfig &train,
                     TrainerState &state, std::string &error) {
+  return loadCheckpoint(path, exec, nullptr, model, train, state, error);
+}
+
+bool loadCheckpoint(const std::string &path, Executor &exec,
+                    const plan::Plan &plan, const LlamaConfig &model,
+                    const TrainConfig &train, TrainerState &state,
+                    std::string &error) {
+  return loadCheckpoint(path, exec, &plan, model, train, state, error);
+}
+
+static bool loadCheckpoint(const std::string &path, Executor &exec,
+                           const plan::Plan *plan, const LlamaConfig &model,
+                           const TrainConfig &train, TrainerState &state,
+                           std::string &error) {
   // 1. The trainer state, and that it continues this plan's data order.
   const std::string statePath = joinPath(path, kTrainerStateName);
   std::string text;
@@ -654,7 +807,7 @@ bool loadCheckpoint(const std::string &path, Executor &exec,
 
   // 3. Both tensor files, completely, before anything is copied.
   std::vector<Slot> weights, moments;
-  if (!collectSlots(exec, model, weights, moments, error))
+  if (!collectLoadSlots(exec, plan, model, weights, moments, error))
     return false;
   io::SafetensorsCheckpoint weightFile;
   if (!weightFile.open(path, error))
@@ -679,13 +832,14 @@ bool loadCheckpoint(const std::string &path, Executor &exec,
 
   // 4. The values (F32 to F32: a copy, so the resume is exact); a shard
   // takes its block of the full tensor.
+  // Only this rank's: another stage's tensors are that stage's to load.
   for (const Slot &s : weights)
-    if (!loadFullTensor(exec, s.argument, [&](float *full) {
+    if (s.argument >= 0 && !loadFullTensor(exec, s.argument, [&](float *full) {
           return weightFile.readAsFloat(s.name, full, error);
         }))
       return false;
   for (const Slot &s : moments)
-    if (!loadFullTensor(exec, s.argument, [&](float *full) {
+    if (s.argument >= 0 && !loadFullTensor(exec, s.argument, [&](float *full) {
           return optimizer.readAsFloat(s.name, full, error);
         }))
       return false;

@@ -26,6 +26,18 @@
 // together along the shard dimension. Resuming reads each full tensor and
 // copies this rank's block (loadFullTensor, exec/Init.h).
 //
+// Pipeline parallelism (pp > 1): each stage holds only its own parameters
+// and moments. gather(exec, plan) first gathers within the stage as above,
+// then the first rank of every stage s >= 1 (dp 0, tp 0) sends its stage's
+// full tensors to rank 0 (Comm::send, tag kCheckpointTag), stage by stage,
+// each stage's in the order of (HF name, role); rank 0 knows that order
+// and the full shapes from the plan, receives them, and writes the whole
+// model, in the same files and format as any other checkpoint. So a
+// checkpoint saved at pp = 2 resumes at pp = 1 and the other way round.
+// Resuming with the plan (loadCheckpoint(path, exec, plan, ...)) validates
+// the files against the whole model (every parameter, and the moments of
+// every program of the plan), and each rank loads only its own arguments.
+//
 // Saving (saveCheckpoint) is atomic at every instant:
 //  1. write every file into DIR/.tmp-step-N-<pid>/ (each file written,
 //     fsync'ed and renamed by the safetensors writer), fsync that directory;
@@ -63,7 +75,9 @@
 #include "model/LlamaConfig.h"
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace llamac {
@@ -79,6 +93,10 @@ constexpr const char *kLatestName = "latest";
 constexpr const char *kOptimizerName = "optimizer.safetensors";
 constexpr const char *kTrainerStateName = "trainer_state.json";
 constexpr const char *kConfigName = "config.json";
+/// The tag of the checkpoint transfer between stages. It may equal a plan's
+/// send / recv tag: the transfer starts after the step, whose messages have
+/// all been received by then, and MPI keeps messages in order.
+constexpr int kCheckpointTag = 32767;
 
 /// trainer_state.json: everything besides tensors that a resume needs.
 ///   {"format_version": 1, "step": 10, "data_position": 10,
@@ -132,16 +150,29 @@ public:
   /// when a collective fails; the ranks are then out of step and the
   /// caller ends the job.
   bool gather(const Executor &exec, std::string &error);
+  /// gather(), then, with pipeline stages (plan.pp() > 1), the transfer of
+  /// every stage's full tensors to rank 0 (see the top of this file), so
+  /// that rank 0 holds the whole model. `exec` runs `plan`'s program of
+  /// this rank. Every rank calls it at the same point (the ranks that
+  /// neither send nor receive only gather). Fails when a collective or a
+  /// transfer fails (the caller ends the job).
+  bool gather(const Executor &exec, const plan::Plan &plan,
+              std::string &error);
 
   const Executor &executor() const { return *exec_; }
   /// The full tensor of argument `a`: f32, row-major,
   /// Executor::Shard::fullShape. Precondition: gather() succeeded.
   const float *full(int a) const;
+  /// The full tensor of (`role`, HF name `param`): this rank's argument's,
+  /// or on rank 0 one received from another stage; nullptr when neither.
+  const float *find(const std::string &role, const std::string &param) const;
 
 private:
   const Executor *exec_ = nullptr;
   std::vector<std::vector<float>> gathered_; ///< Per argument; empty: whole.
   std::vector<float> blocks_; ///< all_gather output before reordering.
+  /// Rank 0 of a pipeline: the other stages' tensors by (role, HF name).
+  std::map<std::pair<std::string, std::string>, std::vector<float>> received_;
 };
 
 struct SaveOptions {
@@ -149,7 +180,8 @@ struct SaveOptions {
   int64_t keep = 0; ///< Keep the `keep` newest checkpoints; 0: all.
 };
 
-/// Saves the full parameters and moments of `tensors` (gathered) and
+/// Saves the full parameters and moments of `tensors` (gathered: every
+/// parameter of the model must be found there) and
 /// `state` as DIR/checkpointName(state.step) by the protocol above; `dir`
 /// must exist. Not collective: one rank writes. On success `savedPath` is
 /// the checkpoint's path. On failure the temporary directory is removed and
@@ -182,6 +214,15 @@ bool resolveLatest(const std::string &dir, std::string &checkpointPath,
 bool loadCheckpoint(const std::string &path, Executor &exec,
                     const LlamaConfig &model, const TrainConfig &train,
                     TrainerState &state, std::string &error);
+/// The same for `exec` running a program of `plan`, whose parameters may
+/// be spread over pipeline stages: the files must hold exactly the whole
+/// model (every parameter, and the moments of every program of the plan),
+/// and only this rank's arguments are loaded. Precondition:
+/// checkPlanParameters(exec, plan, ...) succeeded.
+bool loadCheckpoint(const std::string &path, Executor &exec,
+                    const plan::Plan &plan, const LlamaConfig &model,
+                    const TrainConfig &train, TrainerState &state,
+                    std::string &error);
 
 } // namespace exec
 } // namespace llamac

@@ -7,6 +7,7 @@
 #include "llamac/runtime/Kernels.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -141,7 +142,68 @@ static comm::Comm &singleRank() {
   return local;
 }
 
-Executor::~Executor() { drainBuckets(); }
+Executor::~Executor() {
+  drainBuckets();
+  std::string ignored; // A failed run already has its error.
+  waitSends(ignored);
+}
+
+bool Executor::waitSends(std::string &error) {
+  bool ok = true;
+  for (StagedSend &send : sends_) {
+    if (!send.inFlight)
+      continue;
+    send.inFlight = false;
+    std::string why;
+    if (!comm_->waitSend(send.ticket, why) && ok) {
+      error = instrError(ops_[send.op], why);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+bool Executor::resolveTransfer(Op &op, const plan::Tensor &t,
+                               std::string &error) {
+  // s: bytes, the peer's world rank, tag, staging buffer (send).
+  int64_t *s = op.size;
+  const int64_t stage = op.attrs.integer[0];
+  s[0] = numElements(t) * dtypeBytes(t.dtype());
+  s[2] = op.attrs.integer[1];
+  if (!comm_->hasPointToPoint() || !comm_->hasGrid()) {
+    error = instrError(op, "the communicator (" + std::string(comm_->name()) +
+                               ", " + std::to_string(comm_->size()) +
+                               " ranks) has no point-to-point transfers "
+                               "between pipeline stages" +
+                               (comm_->hasPointToPoint()
+                                    ? " (no device grid)"
+                                    : " (a pipeline plan runs under mpirun)"));
+    return false;
+  }
+  const comm::Grid &grid = comm_->grid();
+  std::array<int, comm::kGridAxes> at = grid.coords(comm_->rank());
+  if (stage < 0 || stage >= grid.pp || stage == at[comm::kPipelineAxis]) {
+    error = instrError(op, "peer stage " + std::to_string(stage) +
+                               " is not another stage of the "
+                               "communicator's grid " +
+                               grid.toString() + " (this rank is on stage " +
+                               std::to_string(at[comm::kPipelineAxis]) + ")");
+    return false;
+  }
+  at[comm::kPipelineAxis] = static_cast<int>(stage);
+  s[1] = grid.rankAt(at);
+  if (op.kernel == Kernel::Send) {
+    StagedSend send;
+    send.op = static_cast<int32_t>(ops_.size());
+    const std::string what = "the staging buffer of instr " +
+                             std::to_string(op.instr) + " 'send'";
+    if (s[0] > 0 && !(send.staging = allocate(s[0], what, error)))
+      return false;
+    s[3] = static_cast<int64_t>(sends_.size());
+    sends_.push_back(send);
+  }
+  return true;
+}
 
 void Executor::drainBuckets() {
   for (Bucket &b : buckets_) {
@@ -156,6 +218,11 @@ void Executor::drainBuckets() {
 bool Executor::init(const plan::Program &program, comm::Comm *comm,
                     std::string &error) {
   drainBuckets(); // Before the memory of a previous init() goes.
+  if (comm_) {
+    std::string ignored;
+    waitSends(ignored);
+  }
+  sends_.clear();
   program_ = &program;
   comm_ = comm ? comm : &singleRank();
   arenaBytes_ = program.arena_bytes();
@@ -428,6 +495,12 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
       s[1] = static_cast<int64_t>(inT(0).dtype());
       s[2] = static_cast<int64_t>(outT(0).dtype());
       break;
+    case Kernel::Send:
+    case Kernel::Recv:
+      if (!resolveTransfer(op, op.kernel == Kernel::Send ? inT(0) : outT(0),
+                           error))
+        return false;
+      break;
     case Kernel::GlobalNorm:
     case Kernel::SumSquares:
     case Kernel::AllFinite:
@@ -475,8 +548,9 @@ void Executor::planConversions(Op &op, const plan::Instr &instr) {
   if (op.kernel == Kernel::Cast || op.kernel == Kernel::AllFinite ||
       op.kernel == Kernel::GlobalNorm || op.kernel == Kernel::SumSquares ||
       op.kernel == Kernel::BucketAllReduceStart ||
-      op.kernel == Kernel::BucketAllReduceWait)
-    return;
+      op.kernel == Kernel::BucketAllReduceWait || op.kernel == Kernel::Send ||
+      op.kernel == Kernel::Recv)
+    return; // send and recv move bytes, whatever the dtype.
   const auto &tensors = *program_->tensors();
   auto bytesOf = [](int64_t n) { return (n * 4 + 63) / 64 * 64; };
   int64_t used = 0;
@@ -850,6 +924,39 @@ template <bool kTraced> bool Executor::runOps(std::string &error) {
       b.inFlight = true;
       break;
     }
+    case Kernel::Send: {
+      // s: bytes, peer rank, tag, staging buffer. The staging buffer is
+      // free once its previous send (an earlier step's) completed.
+      StagedSend &send = sends_[s[3]];
+      std::string why;
+      if (send.inFlight) {
+        send.inFlight = false;
+        if (!comm_->waitSend(send.ticket, why)) {
+          error = instrError(op, why);
+          return false;
+        }
+      }
+      if (s[0] > 0)
+        std::memcpy(send.staging, op.in[0], static_cast<size_t>(s[0]));
+      comm::SendTicket ticket = comm::kNoSend;
+      if (!comm_->isend(send.staging, s[0], static_cast<int>(s[1]),
+                        static_cast<int>(s[2]), ticket, why)) {
+        error = instrError(op, why);
+        return false;
+      }
+      send.ticket = ticket;
+      send.inFlight = true;
+      break;
+    }
+    case Kernel::Recv: {
+      std::string why;
+      if (!comm_->recv(op.out[0], s[0], static_cast<int>(s[1]),
+                       static_cast<int>(s[2]), why)) {
+        error = instrError(op, why);
+        return false;
+      }
+      break;
+    }
     case Kernel::BucketAllReduceWait: {
       Bucket &b = buckets_[s[3]];
       b.inFlight = false;
@@ -912,6 +1019,10 @@ bool Executor::operandsFinite(const Op &op) const {
 bool Executor::run(std::string &error) {
   // Decided once per run, not per instruction.
   if (!(trace_ ? runOps<true>(error) : runOps<false>(error)))
+    return false;
+  // No send outlives its step (its receiver has it, or will, before the
+  // next step's sends reuse the staging buffers).
+  if (!sends_.empty() && !waitSends(error))
     return false;
   for (const CopyBack &c : copyBacks_)
     std::memcpy(c.to, c.from, c.bytes);

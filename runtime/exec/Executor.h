@@ -52,6 +52,18 @@
 // wait leaves the bucket in flight: the destructor and init() wait for it
 // before the memory goes (the trainer ends a multi-rank job instead).
 //
+// Pipeline stages (send / recv, plans with pp > 1): a send copies its
+// tensor into a staging buffer of its own (one per send instruction,
+// allocated at init()) and posts it with Comm::isend, so that it never
+// waits for the receiving stage (a 1F1B schedule would deadlock on
+// rendezvous sends) and the arena slot may be reused by the next
+// instruction. The send's peer is the rank of stage `peer` with this rank's
+// dp and tp coordinates on the communicator's grid. A staging buffer is
+// reused only after its previous send completed, and run() waits for every
+// send it posted before it returns, so no send outlives its step. A recv
+// blocks (Comm::recv) until its tensor's bytes have arrived; a message of
+// another size fails the run. Both move bytes, whatever the dtype.
+//
 // Sharded arguments (Plan.fbs shard_dim / shard_axes): the buffer holds
 // this rank's block of the full tensor; argumentShard() says which, for
 // the code that fills and saves arguments with full tensors (Init,
@@ -120,9 +132,10 @@ public:
     return init(program, nullptr, error);
   }
 
-  /// Executes the instructions in order. Fails only when a collective fails
-  /// ("instr 12 'all_reduce' (loc): <the communicator's error>"); the ranks
-  /// of the job are then out of step, and the caller ends the job.
+  /// Executes the instructions in order, then waits for the sends it
+  /// posted. Fails only when a collective or a transfer fails ("instr 12
+  /// 'all_reduce' (loc): <the communicator's error>"); the ranks of the job
+  /// are then out of step, and the caller ends the job.
   bool run(std::string &error);
 
   /// The number of gradient buckets (bucket_all_reduce_start instructions).
@@ -242,6 +255,20 @@ private:
   /// errors.
   void drainBuckets();
 
+  /// A send instruction's staging buffer and its transfer in flight.
+  struct StagedSend {
+    void *staging = nullptr;
+    int32_t op = 0;       ///< Index in ops_, for errors.
+    uint64_t ticket = 0;  ///< comm::SendTicket
+    bool inFlight = false;
+  };
+  /// Waits for every send in flight, in program order; the first error
+  /// goes to `error` (the others are still waited for).
+  bool waitSends(std::string &error);
+  /// Resolves a send's or recv's sizes: bytes, the peer's world rank, the
+  /// tag (and for a send its staging buffer's index).
+  bool resolveTransfer(Op &op, const plan::Tensor &t, std::string &error);
+
   /// run()'s loop; kTraced records each instruction into trace_.
   template <bool kTraced> bool runOps(std::string &error);
   /// The sum of the squares of op's operands (global_norm, sum_squares).
@@ -293,6 +320,7 @@ private:
   std::vector<std::vector<int>> groupAxes_;
   std::vector<Shard> shards_;   ///< Per argument.
   std::vector<Bucket> buckets_; ///< In program order of their starts.
+  std::vector<StagedSend> sends_; ///< In program order.
   void *scratch_ = nullptr;     ///< all_gather / reduce_scatter blocks.
   int64_t scratchBytes_ = 0;
 };

@@ -60,6 +60,9 @@ int64_t product(const std::vector<int64_t> &shape) {
 
 } // namespace
 
+static bool checkPlanParameters(const Executor &exec, const plan::Plan *plan,
+                                const LlamaConfig &config, std::string &error);
+
 uint64_t hashName(const std::string &name) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : name) {
@@ -90,6 +93,16 @@ void fillNormal(uint64_t seed, const std::string &name, double stddev,
 
 bool checkPlanParameters(const Executor &exec, const LlamaConfig &config,
                          std::string &error) {
+  return checkPlanParameters(exec, nullptr, config, error);
+}
+
+bool checkPlanParameters(const Executor &exec, const plan::Plan &plan,
+                         const LlamaConfig &config, std::string &error) {
+  return checkPlanParameters(exec, &plan, config, error);
+}
+
+static bool checkPlanParameters(const Executor &exec, const plan::Plan *plan,
+                                const LlamaConfig &config, std::string &error) {
   std::map<std::string, std::vector<int64_t>> expected;
   for (const ParamSpec &spec : parameterSpecs(config))
     expected[spec.name] = spec.shape;
@@ -123,10 +136,29 @@ bool checkPlanParameters(const Executor &exec, const LlamaConfig &config,
     if (param)
       seen.insert(name);
   }
+  // The other stages' parameters (with pp = 1 every program has them all).
+  if (plan && plan->pp() > 1)
+    for (const plan::Program *program : *plan->programs())
+      if (program->arguments())
+        for (const plan::Argument *arg : *program->arguments())
+          if (arg->role()->str() == "param") {
+            if (!expected.count(arg->param()->str())) {
+              error = "plan parameter '" + arg->param()->str() +
+                      "' (program " + std::to_string(program->rank()) +
+                      ", stage " + std::to_string(program->stage()) +
+                      ") is not a parameter of model " + config.name;
+              return false;
+            }
+            seen.insert(arg->param()->str());
+          }
   for (const auto &entry : expected) {
     if (!seen.count(entry.first)) {
       error = "plan has no parameter '" + entry.first + "' of model " +
-              config.name;
+              config.name +
+              (plan && plan->pp() > 1 ? " on any of its " +
+                                            std::to_string(plan->pp()) +
+                                            " pipeline stages"
+                                      : std::string());
       return false;
     }
   }

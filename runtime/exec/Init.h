@@ -55,6 +55,14 @@ void fillNormal(uint64_t seed, const std::string &name, double stddev,
 /// this model.
 bool checkPlanParameters(const Executor &exec, const LlamaConfig &config,
                          std::string &error);
+/// The same for a program of `plan`, whose parameters may be spread over
+/// pipeline stages: this executor's param, adam_m and adam_v arguments are
+/// parameters of `config` with their full shapes, and the `param`
+/// arguments of all of the plan's programs together are exactly the
+/// parameters of `config` (each stage holds its own; the loader checked
+/// that none is on two stages). With pp = 1 it is the check above.
+bool checkPlanParameters(const Executor &exec, const plan::Plan &plan,
+                         const LlamaConfig &config, std::string &error);
 
 /// Fills argument `a` (param, adam_m or adam_v) from its full tensor:
 /// `read` writes the full tensor (Shard::fullShape, f32) into the buffer it

@@ -151,6 +151,20 @@ const KernelSpec kKernels[] = {
      -1,
      1,
      {{"bucket", I, true, 0}}},
+    // Pipeline stages: x goes to the same (dp, tp) rank of stage `peer`,
+    // whose recv with this stage as its peer and the same tag takes it.
+    {"send",
+     Kernel::Send,
+     1,
+     0,
+     2,
+     {{"peer", I, true, 0}, {"tag", I, true, 0}}},
+    {"recv",
+     Kernel::Recv,
+     0,
+     1,
+     2,
+     {{"peer", I, true, 0}, {"tag", I, true, 0}}},
 };
 
 } // namespace

@@ -56,6 +56,8 @@ enum class Kernel : uint8_t {
   AllFinite,
   BucketAllReduceStart,
   BucketAllReduceWait,
+  Send,
+  Recv,
 };
 
 /// Where an attribute's value is in plan::Attr: Int in `ival`, Real in

@@ -6,10 +6,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <sys/stat.h>
 #include <utility>
 
@@ -443,6 +445,145 @@ bool checkBucketOrder(const plan::Plan &p, const std::string &source,
   return true;
 }
 
+/// "plan.llx: program 0: instr 3 'send' (loc)".
+std::string instrWhere(const std::string &source, int rank,
+                       const plan::Instr &instr, int index) {
+  return source + ": program " + std::to_string(rank) + ": instr " +
+         std::to_string(index) + " '" + instr.kernel()->str() + "'" +
+         (instr.loc() && instr.loc()->size() ? " (" + instr.loc()->str() + ")"
+                                             : std::string());
+}
+
+/// One send or recv of a program: the other stage, the tag, the bytes.
+struct Transfer {
+  int instr;
+  int64_t bytes;
+};
+/// A program's sends or recvs by (peer stage, tag).
+using Transfers = std::map<std::pair<int64_t, int64_t>, Transfer>;
+
+/// The sends and recvs of program `rank` (verified by verifyProgram); a
+/// (peer, tag) given twice in one direction is an error: it names one
+/// transfer.
+bool collectTransfers(const plan::Program &program, const std::string &source,
+                      int rank, Transfers &sends, Transfers &recvs,
+                      std::string &error) {
+  if (!program.instrs())
+    return true;
+  for (flatbuffers::uoffset_t i = 0; i < program.instrs()->size(); ++i) {
+    const plan::Instr &instr = *program.instrs()->Get(i);
+    const KernelSpec *spec = findKernel(instr.kernel()->c_str());
+    const bool send = spec->kernel == Kernel::Send;
+    if (!send && spec->kernel != Kernel::Recv)
+      continue;
+    AttrValues attrs;
+    std::string ignored;
+    resolveAttrs(*spec, instr, attrs, ignored);
+    const plan::Tensor &t = *program.tensors()->Get(
+        send ? instr.inputs()->Get(0) : instr.outputs()->Get(0));
+    const auto key = std::make_pair(attrs.integer[0], attrs.integer[1]);
+    Transfers &mine = send ? sends : recvs;
+    auto [it, added] = mine.insert(
+        {key, {static_cast<int>(i), numElements(t) * dtypeBytes(t.dtype())}});
+    if (!added) {
+      error = instrWhere(source, rank, instr, static_cast<int>(i)) + ": " +
+              (send ? "sends to" : "receives from") + " stage " +
+              std::to_string(key.first) + " with tag " +
+              std::to_string(key.second) + ", as instr " +
+              std::to_string(it->second.instr) +
+              " does (a tag names one transfer between two stages in each "
+              "direction)";
+      return false;
+    }
+  }
+  return true;
+}
+
+/// Pipeline stages (pp > 1): every program's stage is its rank's pp
+/// coordinate; every send of rank (a, d, t) to stage b with tag g has
+/// exactly one recv of rank (b, d, t) from stage a with tag g, of the same
+/// bytes, and every recv such a send; a parameter (with its moments) lives
+/// on one stage, and is sharded (if at all) within it.
+bool checkStages(const plan::Plan &p, const std::string &source,
+                 std::string &error) {
+  const comm::Grid grid{p.pp(), p.dp(), p.tp()};
+  const int world = grid.size();
+  std::vector<Transfers> sends(world), recvs(world);
+  for (int r = 0; r < world; ++r)
+    if (!collectTransfers(*p.programs()->Get(r), source, r, sends[r], recvs[r],
+                          error))
+      return false;
+  for (int r = 0; r < world; ++r) {
+    const plan::Program &program = *p.programs()->Get(r);
+    const std::array<int, comm::kGridAxes> at = grid.coords(r);
+    for (const bool isSend : {true, false}) {
+      for (const auto &[key, transfer] : isSend ? sends[r] : recvs[r]) {
+        std::array<int, comm::kGridAxes> peerAt = at;
+        peerAt[comm::kPipelineAxis] = static_cast<int>(key.first);
+        const int q = grid.rankAt(peerAt);
+        const Transfers &theirs = isSend ? recvs[q] : sends[q];
+        auto match = theirs.find({at[comm::kPipelineAxis], key.second});
+        const std::string where =
+            instrWhere(source, r, *program.instrs()->Get(transfer.instr),
+                       transfer.instr) +
+            ": " + (isSend ? "sends " : "receives ") +
+            std::to_string(transfer.bytes) + " bytes " +
+            (isSend ? "to" : "from") + " stage " + std::to_string(key.first) +
+            " with tag " + std::to_string(key.second) + ", but program " +
+            std::to_string(q) + " (stage " + std::to_string(key.first) + ") ";
+        if (match == theirs.end()) {
+          error = where + "has no " + (isSend ? "recv" : "send") +
+                  " with peer " + std::to_string(at[comm::kPipelineAxis]) +
+                  " and tag " + std::to_string(key.second);
+          return false;
+        }
+        if (match->second.bytes != transfer.bytes) {
+          error = where + (isSend ? "receives " : "sends ") +
+                  std::to_string(match->second.bytes) + " bytes in instr " +
+                  std::to_string(match->second.instr) +
+                  " (a transfer moves the same bytes on both sides)";
+          return false;
+        }
+      }
+    }
+  }
+  // Each parameter's state on one stage, not split over stages.
+  std::map<std::string, std::pair<int, int>> owner; // name -> stage, program
+  for (int r = 0; r < world; ++r) {
+    const plan::Program &program = *p.programs()->Get(r);
+    const int stage = program.stage();
+    if (!program.arguments())
+      continue;
+    for (flatbuffers::uoffset_t a = 0; a < program.arguments()->size(); ++a) {
+      const plan::Argument &arg = *program.arguments()->Get(a);
+      const std::string role = arg.role()->str();
+      if (role != "param" && role != "adam_m" && role != "adam_v")
+        continue;
+      const std::string where = source + ": program " + std::to_string(r) +
+                                ": argument " + std::to_string(a) + " (" +
+                                role + " " + arg.param()->str() + ")";
+      if (grid.pp > 1 && arg.shard_axes())
+        for (int64_t axis : *arg.shard_axes())
+          if (axis == comm::kPipelineAxis) {
+            error = where + ": is sharded over the pp grid axis 0; a "
+                            "parameter lives on one pipeline stage (shard it "
+                            "over dp or tp)";
+            return false;
+          }
+      auto [it, added] = owner.insert({arg.param()->str(), {stage, r}});
+      if (!added && it->second.first != stage) {
+        error = where + ": parameter '" + arg.param()->str() +
+                "' is on stage " + std::to_string(stage) + " and on stage " +
+                std::to_string(it->second.first) + " (program " +
+                std::to_string(it->second.second) +
+                "); each parameter and its moments belong to one stage";
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 /// Printable form of the 4 identifier bytes at `p`.
 std::string identifierString(const uint8_t *p) {
   std::string s;
@@ -548,12 +689,19 @@ bool loadPlanFromBuffer(std::vector<uint8_t> bytes, const std::string &source,
               ", expected " + std::to_string(r) + " (programs in rank order)";
       return false;
     }
+    const int64_t stage = r / (int64_t(p->dp()) * p->tp());
+    if (program.stage() != stage) {
+      error = where + ": has stage " + std::to_string(program.stage()) +
+              ", expected " + std::to_string(stage) +
+              " (the rank's pp coordinate: rank / (dp * tp))";
+      return false;
+    }
     if (!verifyProgram(program, comm::Grid{p->pp(), p->dp(), p->tp()}, where,
                        error) ||
         !checkLossScaling(program, result.train, where, error))
       return false;
   }
-  if (!checkBucketOrder(*p, source, error))
+  if (!checkBucketOrder(*p, source, error) || !checkStages(*p, source, error))
     return false;
   // The precision is stated twice; they must agree.
   const std::string precision = p->precision() ? p->precision()->str() : "";

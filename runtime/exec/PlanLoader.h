@@ -21,6 +21,14 @@
 //  5. gradient buckets across programs: the ranks of each group over a set
 //     of grid axes start the same number of buckets over those axes, of the
 //     same sizes, in the same order (they are reduced in start order).
+//  6. pipeline stages: each program's `stage` is its rank's pp coordinate,
+//     rank / (dp * tp); every send of the rank at (stage a, dp d, tp t) to
+//     stage b with tag g has exactly one recv of the rank (b, d, t) from
+//     stage a with tag g, of the same bytes, and every recv such a send (a
+//     (peer, tag) names one transfer per direction: no program repeats
+//     one); every parameter and its moments belong to one stage (the
+//     programs of other stages do not have them), sharded over dp / tp
+//     only.
 //
 // NOTE: the loader checks what the CPU backend can execute: f32, bf16 and
 // f16 activations (16-bit ones computed in f32), f64 only through `cast`

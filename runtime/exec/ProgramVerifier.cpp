@@ -47,6 +47,7 @@ enum class Operand : uint8_t {
   F32,      ///< f32 only (the optimizer, norms, attention's lse)
   Compute,  ///< f32, bf16 or f16: low-precision storage, f32 compute
   AnyFloat, ///< f32, bf16, f16 or f64 (cast, all_finite)
+  Bytes,    ///< any dtype: send and recv move bytes
 };
 
 bool accepts(Operand kind, DType dt) {
@@ -61,6 +62,8 @@ bool accepts(Operand kind, DType dt) {
     return dt == DType::F32 || dt == DType::BF16 || dt == DType::F16;
   case Operand::AnyFloat:
     return isFloat(dt);
+  case Operand::Bytes:
+    return true;
   }
   return false;
 }
@@ -77,6 +80,8 @@ const char *expectedDtypes(Operand kind) {
     return "f32, bf16 or f16";
   case Operand::AnyFloat:
     return "f32, bf16, f16 or f64";
+  case Operand::Bytes:
+    return "any";
   }
   return "";
 }
@@ -115,6 +120,9 @@ Operand operandKind(Kernel kernel, bool isIn, int i) {
   case Kernel::BucketAllReduceStart:
   case Kernel::BucketAllReduceWait:
     return Operand::F32; // one f32 span, reduced as an array
+  case Kernel::Send:
+  case Kernel::Recv:
+    return Operand::Bytes;
   default:
     return Operand::Compute;
   }
@@ -457,6 +465,20 @@ private:
         return false;
       }
       (isIn ? ins_ : outs_).push_back(ti);
+    }
+    // Where it sits in a pipeline schedule (traces only).
+    if (instr.microbatch() < -1) {
+      error = prefix + ": microbatch " + std::to_string(instr.microbatch()) +
+              ", expected -1 (the whole step) or a microbatch >= 0";
+      return false;
+    }
+    if (instr.phase() != plan::Phase::None &&
+        instr.phase() != plan::Phase::Forward &&
+        instr.phase() != plan::Phase::Backward) {
+      error = prefix + ": unknown phase " +
+              std::to_string(static_cast<int>(instr.phase())) +
+              " (expected 0 = none, 1 = forward, 2 = backward)";
+      return false;
     }
     AttrValues attrs;
     std::string why;
@@ -928,6 +950,30 @@ private:
     case Kernel::BucketAllReduceStart:
     case Kernel::BucketAllReduceWait:
       return checkBucketOperands(spec, why);
+    case Kernel::Send:
+    case Kernel::Recv:
+      return checkTransfer(attrs, why);
+    }
+    return true;
+  }
+
+  /// send / recv: `peer` another stage of the plan's grid, `tag` in [0,
+  /// comm::kMaxTag]. (Whether the peer stage has the matching recv / send
+  /// is checked across programs by the loader.)
+  bool checkTransfer(const AttrValues &attrs, std::string &why) {
+    const int64_t peer = attrs.integer[0], tag = attrs.integer[1];
+    if (peer < 0 || peer >= grid_.pp || peer == program_.stage()) {
+      why = "attribute 'peer' = " + std::to_string(peer) +
+            ", expected another pipeline stage than this program's stage " +
+            std::to_string(program_.stage()) + ", in [0, " +
+            std::to_string(grid_.pp) + ") (pp = " + std::to_string(grid_.pp) +
+            ")";
+      return false;
+    }
+    if (tag < 0 || tag > comm::kMaxTag) {
+      why = "attribute 'tag' = " + std::to_string(tag) + ", expected [0, " +
+            std::to_string(comm::kMaxTag) + "]";
+      return false;
     }
     return true;
   }

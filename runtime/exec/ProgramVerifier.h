@@ -29,6 +29,9 @@
 //     all_reduce, where the order does not matter), reduction (sum, max or
 //     min), and the block shapes of all_gather, reduce_scatter and
 //     all_slice for the plan's grid;
+//     send and recv (pipeline stages): any dtype (bytes), `peer` another
+//     stage of the grid than Program.stage, `tag` in [0, 32767]; an
+//     instruction's microbatch >= -1 and phase none, forward or backward;
 //  6. gradient buckets: a bucket_all_reduce_start's inputs are f32 arena
 //     tensors back to back (one contiguous span), its outputs and its
 //     wait's are in place; every start has exactly one later wait with its

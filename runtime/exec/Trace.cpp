@@ -99,25 +99,36 @@ bool Trace::open(const std::string &path, const plan::Program &program,
     // all_slice moves no data between ranks: a compute kernel.
     const bool bucket = spec && (spec->kernel == Kernel::BucketAllReduceStart ||
                                  spec->kernel == Kernel::BucketAllReduceWait);
+    const bool transfer = spec && (spec->kernel == Kernel::Send ||
+                                   spec->kernel == Kernel::Recv);
     const bool collective =
         spec && (spec->kernel == Kernel::AllReduce ||
                  spec->kernel == Kernel::AllGather ||
-                 spec->kernel == Kernel::ReduceScatter || bucket);
+                 spec->kernel == Kernel::ReduceScatter || bucket || transfer);
     if (spec && spec->kernel == Kernel::BucketAllReduceStart)
       ++numBuckets;
     head_[i] =
         eventHead(instr.kernel()->str(), collective ? "comm" : "kernel", rank,
                   collective ? TraceLane::Collectives : TraceLane::Compute);
+    // The bytes an instruction writes; a send's are those it sends.
     int64_t bytes = 0;
-    if (instr.outputs())
-      for (int32_t t : *instr.outputs()) {
+    const auto *operands = spec && spec->kernel == Kernel::Send
+                               ? instr.inputs()
+                               : instr.outputs();
+    if (operands)
+      for (int32_t t : *operands) {
         const plan::Tensor &tensor = *program.tensors()->Get(t);
         bytes += numElements(tensor) * dtypeBytes(tensor.dtype());
       }
     std::string &tail = tail_[i];
-    tail = ",\"microbatch\":0,\"instr\":" + std::to_string(i) +
-           ",\"loc\":" + jsonString(instr.loc() ? instr.loc()->str() : "") +
-           ",\"bytes\":" + std::to_string(bytes);
+    tail = ",\"microbatch\":" + std::to_string(instr.microbatch());
+    if (instr.phase() != plan::Phase::None)
+      tail += std::string(",\"phase\":\"") +
+              (instr.phase() == plan::Phase::Forward ? "forward" : "backward") +
+              "\"";
+    tail += ",\"instr\":" + std::to_string(i) +
+            ",\"loc\":" + jsonString(instr.loc() ? instr.loc()->str() : "") +
+            ",\"bytes\":" + std::to_string(bytes);
     // List and string attributes (the collectives' grid_axes and
     // reduction, the vocabulary shards' shard_axes).
     AttrValues values;
@@ -133,7 +144,7 @@ bool Trace::open(const std::string &path, const plan::Program &program,
         else if (attr.kind == AttrKind::String && values.text[a])
           tail += ",\"" + std::string(attr.name) +
                   "\":" + jsonString(values.text[a]->str());
-        else if (bucket && attr.kind == AttrKind::Int)
+        else if ((bucket || transfer) && attr.kind == AttrKind::Int)
           tail += ",\"" + std::string(attr.name) +
                   "\":" + std::to_string(values.integer[a]);
       }

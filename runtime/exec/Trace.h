@@ -10,14 +10,21 @@
 // Events: complete events ("ph": "X"), ts and dur in microseconds from the
 // run's start (start()), pid = the rank, tid = a lane (TraceLane):
 //   0 compute      one event per kernel call, named after the kernel (cat
-//                  "kernel"); args step (1-based), microbatch, instr, loc (the
-//                  instruction's HF module), bytes (of its outputs);
+//                  "kernel"); args step (1-based), microbatch (the
+//                  instruction's Instr.microbatch: the microbatch of a
+//                  pipeline schedule it belongs to, -1 for the whole step),
+//                  phase ("forward" or "backward"; only when the plan gives
+//                  Instr.phase), instr, loc (the instruction's HF module),
+//                  bytes (of its outputs);
 //   1 collectives  the main thread's communication: one event per
-//                  all_reduce, all_gather, reduce_scatter and per
-//                  bucket_all_reduce_start / bucket_all_reduce_wait (cat
-//                  "comm"; args also grid_axes, reduction, bucket; bytes
-//                  are those of the outputs; a wait lasts as long as the
-//                  main thread blocked in it), and the trainer's error
+//                  all_reduce, all_gather, reduce_scatter, per
+//                  bucket_all_reduce_start / bucket_all_reduce_wait and per
+//                  send / recv between pipeline stages (cat "comm"; args
+//                  also grid_axes, reduction, bucket, and for send / recv
+//                  peer (the other stage) and tag; bytes are those of the
+//                  outputs, a send's those it sends; a wait or a recv lasts
+//                  as long as the main thread blocked in it, a send as long
+//                  as copying and posting it), and the trainer's error
 //                  agreement after each step (agree_on_failure);
 //   2 host         "step" spans (the whole step), "data" (filling the
 //                  batch's microbatches), "log" (console and metrics),

@@ -17,8 +17,9 @@
 #include <omp.h>
 #include <unistd.h>
 
-#include <chrono>
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -53,10 +54,22 @@ std::string mib(int64_t bytes) {
 
 /// The token buffers of a training step: microbatch k's ids in tokens[k]
 /// and targets[k] (the k-th `tokens` and the k-th `targets` argument, in
-/// argument order: the compiler unrolls microbatches that way).
+/// argument order: the compiler unrolls microbatches that way). A pipeline
+/// stage may have only one of the two (the first stage the tokens, the
+/// last the targets) or neither; `unused` takes the ids of the other.
 struct BatchBuffers {
   std::vector<int32_t *> tokens, targets;
+  std::vector<int32_t> unused;
 };
+
+/// Whether `program` has an argument with `role`.
+bool hasArgument(const plan::Program &program, const char *role) {
+  if (program.arguments())
+    for (const plan::Argument *arg : *program.arguments())
+      if (arg->role() && arg->role()->str() == role)
+        return true;
+  return false;
+}
 
 /// Checks that `exec`'s program (that of `rank`) is a training step the
 /// loop can drive and finds its token buffers: `microbatches` pairs of
@@ -99,13 +112,22 @@ bool checkTrainingProgram(Executor &exec, const LoadedPlan &plan, int rank,
     }
     list.push_back(static_cast<int32_t *>(exec.argument(a)));
   }
+  // Each program has one `tokens` and one `targets` argument per
+  // microbatch, or (a pipeline stage that does not read them) none; some
+  // program of the plan has them.
   for (const char *role : {"tokens", "targets"}) {
     const size_t have = (std::string(role) == "tokens" ? batch.tokens
                                                        : batch.targets)
                             .size();
     if (have == 0) {
-      error = src + " has no '" + std::string(role) +
-              "' argument; not a training step";
+      bool somewhere = false;
+      for (const plan::Program *program : *plan.plan->programs())
+        somewhere = somewhere || hasArgument(*program, role);
+      if (somewhere && plan.plan->pp() > 1)
+        continue;
+      error = (somewhere ? src : plan.path) + " has no '" + std::string(role) +
+              "' argument" + (somewhere ? "" : " in any program") +
+              "; not a training step";
       return false;
     }
     if (static_cast<int64_t>(have) != m) {
@@ -123,6 +145,8 @@ bool checkTrainingProgram(Executor &exec, const LoadedPlan &plan, int rank,
       return false;
     }
   }
+  if (batch.tokens.empty() != batch.targets.empty())
+    batch.unused.resize(static_cast<size_t>(tc.microBatchSize * tc.seqLen));
   return true;
 }
 
@@ -131,13 +155,6 @@ bool checkTrainingProgram(Executor &exec, const LoadedPlan &plan, int rank,
 bool checkLayout(const LoadedPlan &plan, const comm::Comm &comm,
                  std::string &error) {
   const comm::Grid grid{plan.plan->pp(), plan.plan->dp(), plan.plan->tp()};
-  if (grid.pp != 1) {
-    error = plan.path + ": layout " + grid.toString() +
-            ": pipeline parallelism (pp > 1) is not supported by this "
-            "runtime yet (stage transfers, and checkpoints of the stages' "
-            "parameters); data and tensor parallelism are";
-    return false;
-  }
   const int need = grid.size(), have = comm.size();
   if (need == have)
     return true;
@@ -330,7 +347,7 @@ int runTraining(const RunOptions &options, std::string &error) {
     }
     if (!checkTrainingProgram(exec, plan, rank, batch, error))
       return false;
-    if (!checkPlanParameters(exec, model, error)) {
+    if (!checkPlanParameters(exec, *plan.plan, model, error)) {
       error = options.planPath + ": " + error;
       return false;
     }
@@ -347,7 +364,8 @@ int runTraining(const RunOptions &options, std::string &error) {
       return false;
     if (options.resume)
       return resolveLatest(options.saveDir, resumedFrom, error) &&
-             loadCheckpoint(resumedFrom, exec, model, tc, state, error);
+             loadCheckpoint(resumedFrom, exec, *plan.plan, model, tc, state,
+                            error);
     if (!options.initPath.empty())
       return loadInitWeights(exec, model, options.initPath, error);
     initializeParameters(exec, model, options.seed);
@@ -555,10 +573,13 @@ int runTraining(const RunOptions &options, std::string &error) {
     // A failure here leaves this rank out of step with the others' next
     // collective: it ends the job (with one rank, it is an ordinary error).
     bool ran = true;
-    for (size_t k = 0; ran && k < batch.tokens.size(); ++k)
-      ran = loader.fillBatch(s, dpRank, grid.dp, static_cast<int64_t>(k),
-                             tc.microBatchSize, batch.tokens[k],
-                             batch.targets[k], error);
+    const size_t filled = std::max(batch.tokens.size(), batch.targets.size());
+    for (size_t k = 0; ran && k < filled; ++k)
+      ran = loader.fillBatch(
+          s, dpRank, grid.dp, static_cast<int64_t>(k), tc.microBatchSize,
+          batch.tokens.empty() ? batch.unused.data() : batch.tokens[k],
+          batch.targets.empty() ? batch.unused.data() : batch.targets[k],
+          error);
     trace.host(HostEvent::Data, t0, Clock::now());
     const double scaleUsed = scaler.scale;
     if (ran) {
@@ -600,15 +621,17 @@ int runTraining(const RunOptions &options, std::string &error) {
     const double tokPerS = seconds > 0 ? tokensPerStep / seconds : 0.0;
     // A checkpoint holds full tensors: every rank gathers its shards, here,
     // where the ranks are still in step (before anything only rank 0 does
-    // can fail). Without shards this is no collective and costs nothing;
-    // with them, the full copies live until the end of this step only.
+    // can fail), and with pipeline stages each stage's first rank sends
+    // its stage's to rank 0. Without shards or stages this is no
+    // collective and costs nothing; with them, the full copies live until
+    // the end of this step only.
     const int64_t done = s + 1;
     CheckpointTensors full;
     const bool saveNow =
         !options.saveDir.empty() &&
         (done == options.steps ||
          (options.saveEvery > 0 && done % options.saveEvery == 0));
-    if (saveNow && !full.gather(exec, error)) {
+    if (saveNow && !full.gather(exec, *plan.plan, error)) {
       bar.clear();
       error = "step " + std::to_string(done) + ": " + error;
       trace.discard();

@@ -5,8 +5,8 @@
 // the job (`mpirun -np N llamac run ...` starts N; RunOptions::comm connects
 // them):
 //  1. validate everything first, on every rank: options, the plan
-//     (loadPlan), its layout against the world size (dp * tp * pp ranks;
-//     pp = 1 for now), this rank's program (program(rank)) as a
+//     (loadPlan), its layout against the world size (dp * tp * pp ranks),
+//     this rank's program (program(rank)) as a
 //     training step for the model it names, the token data (io TokenStream,
 //     vocabulary <= the model's), --init weights or, with --resume, the
 //     checkpoint DIR/latest names (exec/Checkpoint.h). After each phase the
@@ -96,7 +96,15 @@
 // fills them per step. Everything else (the metrics' loss = the program's
 // loss result, checkpoints, the data position) is per step, as with M = 1.
 //
-// NOTE: plans with pp > 1 are rejected for now: they need stage transfers.
+// Pipeline parallelism (pp > 1, docs/plan-format.md): each stage's ranks
+// run their stage's program, which exchanges activations and gradients
+// with the neighbouring stages (send / recv) and holds only the stage's
+// parameters. The first stage's programs have the `tokens` arguments, the
+// last stage's the `targets` (each program has M of a role or none), filled
+// from the rank's dp coordinate as above; every program has the `loss` and
+// `lr` results (reduced over the stages by the plan). Parameters are checked
+// against the model across all programs; checkpoints gather every stage's
+// tensors on rank 0 (CheckpointTensors::gather) and resume under any pp.
 //
 //===----------------------------------------------------------------------===//
 #ifndef LLAMAC_RUNTIME_EXEC_TRAINER_H

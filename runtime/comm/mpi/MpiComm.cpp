@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <vector>
 
 namespace llamac {
@@ -157,16 +158,25 @@ private:
 
 class MpiComm final : public Comm {
 public:
-  MpiComm(MPI_Comm world, bool ownsInit, int threadLevel)
-      : world_(world), ownsInit_(ownsInit), threadLevel_(threadLevel) {
+  MpiComm(MPI_Comm world, MPI_Comm pointToPoint, bool ownsInit,
+          int threadLevel)
+      : world_(world), p2p_(pointToPoint), ownsInit_(ownsInit),
+        threadLevel_(threadLevel) {
     MPI_Comm_rank(world_, &rank_);
     MPI_Comm_size(world_, &size_);
   }
   ~MpiComm() override {
     // The thread first: it may be using the communicators.
     thread_.reset();
+    // Sends never waited for (a failed run): let MPI finish them alone.
+    for (auto &entry : sends_)
+      for (MPI_Request &r : entry.second)
+        if (r != MPI_REQUEST_NULL)
+          MPI_Request_free(&r);
+    sends_.clear();
     asyncGroups_.release();
     groups_.release();
+    MPI_Comm_free(&p2p_);
     MPI_Comm_free(&world_);
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -369,6 +379,105 @@ public:
     return true;
   }
 
+  // Point-to-point: on p2p_, a duplicate of the world of their own, so
+  // that they never match the world's collectives. A message of more than
+  // kMaxChunk bytes travels as consecutive messages of kMaxChunk bytes (the
+  // last one shorter) with the same tag; MPI keeps them in order.
+  bool isend(const void *data, int64_t bytes, int peer, int tag,
+             SendTicket &ticket, std::string &error) override {
+    ticket = kNoSend;
+    if (!checkPointToPoint("send", data, bytes, peer, tag, error))
+      return false;
+    std::vector<MPI_Request> requests;
+    const char *p = static_cast<const char *>(data);
+    int64_t offset = 0;
+    do {
+      const int n = static_cast<int>(std::min(bytes - offset, kMaxChunk));
+      MPI_Request request = MPI_REQUEST_NULL;
+      int rc = MPI_Isend(p ? p + offset : nullptr, n, MPI_BYTE, peer, tag,
+                         p2p_, &request);
+      if (rc != MPI_SUCCESS) {
+        error = mpiError("MPI_Isend", rc) + " (send of " +
+                std::to_string(bytes) + " bytes to rank " +
+                std::to_string(peer) + " with tag " + std::to_string(tag) + ")";
+        for (MPI_Request &r : requests)
+          MPI_Request_free(&r);
+        return false;
+      }
+      requests.push_back(request);
+      offset += n;
+    } while (offset < bytes);
+    ticket = nextSend_++;
+    sends_.emplace(ticket, std::move(requests));
+    return true;
+  }
+
+  bool waitSend(SendTicket ticket, std::string &error) override {
+    if (ticket == kNoSend)
+      return true;
+    auto it = sends_.find(ticket);
+    if (it == sends_.end())
+      return Comm::waitSend(ticket, error);
+    std::vector<MPI_Request> requests = std::move(it->second);
+    sends_.erase(it);
+    int rc = MPI_Waitall(static_cast<int>(requests.size()), requests.data(),
+                         MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) {
+      error = mpiError("MPI_Waitall", rc) + " (send ticket " +
+              std::to_string(ticket) + ")";
+      return false;
+    }
+    return true;
+  }
+
+  bool recv(void *data, int64_t bytes, int peer, int tag,
+            std::string &error) override {
+    if (!checkPointToPoint("recv", data, bytes, peer, tag, error))
+      return false;
+    char *p = static_cast<char *>(data);
+    int64_t offset = 0;
+    do {
+      const int64_t n = std::min(bytes - offset, kMaxChunk);
+      // The size first: a longer message would be an MPI truncation error,
+      // a shorter one would leave the buffer half written.
+      MPI_Status status;
+      int rc = MPI_Probe(peer, tag, p2p_, &status);
+      int count = 0;
+      if (rc == MPI_SUCCESS)
+        rc = MPI_Get_count(&status, MPI_BYTE, &count);
+      if (rc != MPI_SUCCESS) {
+        error = mpiError("MPI_Probe", rc) + " (recv from rank " +
+                std::to_string(peer) + " with tag " + std::to_string(tag) +
+                ")";
+        return false;
+      }
+      if (count != n) {
+        error = "recv from rank " + std::to_string(peer) + " with tag " +
+                std::to_string(tag) + ": expected " + std::to_string(bytes) +
+                " bytes, got a message of " + std::to_string(count) +
+                " bytes" +
+                (offset > 0 ? " at byte " + std::to_string(offset) +
+                                  " (messages beyond 2^30 bytes travel in "
+                                  "parts)"
+                            : std::string()) +
+                " (the sender's tensor has another size)";
+        return false;
+      }
+      rc = MPI_Recv(p ? p + offset : nullptr, count, MPI_BYTE, peer, tag, p2p_,
+                    MPI_STATUS_IGNORE);
+      if (rc != MPI_SUCCESS) {
+        error = mpiError("MPI_Recv", rc) + " (recv from rank " +
+                std::to_string(peer) + " with tag " + std::to_string(tag) +
+                ")";
+        return false;
+      }
+      offset += n;
+    } while (offset < bytes);
+    return true;
+  }
+
+  bool hasPointToPoint() const override { return true; }
+
   bool barrier(std::string &error) override {
     int rc = MPI_Barrier(world_);
     if (rc != MPI_SUCCESS) {
@@ -471,12 +580,16 @@ private:
   }
 
   MPI_Comm world_;
+  MPI_Comm p2p_; ///< Point-to-point transfers (a duplicate of world_).
   bool ownsInit_;
   int threadLevel_; ///< What MPI provides (MPI_Init_thread / Query_thread).
   int rank_ = 0, size_ = 1;
   GridComm groups_;
   GridComm asyncGroups_; ///< The communication thread's duplicates.
   std::unique_ptr<CommThread> thread_; ///< Started by the first start.
+  /// Sends in flight: the requests of each ticket (one per part).
+  std::map<SendTicket, std::vector<MPI_Request>> sends_;
+  SendTicket nextSend_ = kNoSend + 1;
 };
 
 } // namespace
@@ -505,17 +618,22 @@ std::unique_ptr<Comm> createMpiComm(std::string &error) {
   } else {
     MPI_Query_thread(&provided);
   }
-  MPI_Comm world;
+  // The world of the collectives, and one of the point-to-point transfers.
+  MPI_Comm world = MPI_COMM_NULL, p2p = MPI_COMM_NULL;
   int rc = MPI_Comm_dup(MPI_COMM_WORLD, &world);
   if (rc == MPI_SUCCESS)
     rc = MPI_Comm_set_errhandler(world, MPI_ERRORS_RETURN);
+  if (rc == MPI_SUCCESS)
+    rc = MPI_Comm_dup(world, &p2p);
+  if (rc == MPI_SUCCESS)
+    rc = MPI_Comm_set_errhandler(p2p, MPI_ERRORS_RETURN);
   if (rc != MPI_SUCCESS) {
     error = mpiError("MPI_Comm_dup", rc);
     if (ownsInit)
       MPI_Finalize();
     return nullptr;
   }
-  return std::make_unique<MpiComm>(world, ownsInit, provided);
+  return std::make_unique<MpiComm>(world, p2p, ownsInit, provided);
 }
 
 } // namespace comm

@@ -26,6 +26,15 @@
 //    advance at the next MPI call of the main thread, i.e. at the wait.
 //    Without MPI_THREAD_MULTIPLE: the reduction runs at the wait (Comm's
 //    default), and rank 0 prints a one-line warning once.
+//  - isend / waitSend / recv (pipeline stages, checkpoint transfers): on a
+//    duplicate of the world of their own. isend is MPI_Isend with its
+//    requests kept per ticket until waitSend (MPI_Waitall); recv probes
+//    first (MPI_Probe + MPI_Get_count), so a message of another size is an
+//    error naming both sizes rather than a truncation. Messages beyond 2^30
+//    bytes travel as several, in order. NOTE: without asynchronous progress
+//    a posted send advances inside this rank's later MPI calls (its next
+//    recv or collective, at the latest the executor's wait at the end of a
+//    step), never by itself.
 //  - Destruction: joins the communication thread, frees the communicators
 //    and calls MPI_Finalize when this object called MPI_Init.
 //

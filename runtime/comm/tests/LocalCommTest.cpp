@@ -59,6 +59,26 @@ TEST(LocalComm, BadArgumentsAreErrors) {
   EXPECT_TRUE(c.barrier(error)) << error;
 }
 
+TEST(LocalComm, HasNoPointToPointTransfers) {
+  LocalComm c;
+  std::string error;
+  float x = 1;
+  SendTicket t = 7;
+  EXPECT_FALSE(c.hasPointToPoint());
+  EXPECT_FALSE(c.isend(&x, 4, 0, 0, t, error));
+  EXPECT_EQ(t, kNoSend);
+  EXPECT_EQ(error, "send of 4 bytes to rank 0 with tag 0: expected another "
+                   "rank of the world [0, 1), not this rank 0");
+  EXPECT_FALSE(c.recv(&x, 4, 1, 0, error));
+  EXPECT_EQ(error, "recv of 4 bytes from rank 1 with tag 0: expected another "
+                   "rank of the world [0, 1), not this rank 0");
+  EXPECT_FALSE(c.send(&x, 4, 0, -1, error));
+  EXPECT_TRUE(c.waitSend(kNoSend, error)) << error;
+  EXPECT_FALSE(c.waitSend(3, error));
+  EXPECT_EQ(error, "wait for send ticket 3, which is not in flight (never "
+                   "started, or already waited for)");
+}
+
 TEST(LocalComm, GatherAndScatterOverOneRankCopy) {
   LocalComm c;
   std::string error;

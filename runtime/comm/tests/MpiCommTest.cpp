@@ -399,3 +399,96 @@ TEST(MpiComm, ManyStartedAllReducesStayInOrder) {
     EXPECT_EQ(mismatch(bufs[b], [&](int) { return 6 + 4 * int(b); }), "")
         << "bucket " << b;
 }
+
+TEST(MpiComm, PointToPointRingWithTagsOutOfOrder) {
+  // Rank r sends two messages to r + 1 (mod 4), tags 5 then 9, and
+  // receives r - 1's in the other order: the sends do not wait for their
+  // receiver, so this does not deadlock. Then an empty message.
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  EXPECT_TRUE(c.hasPointToPoint());
+  const int r = c.rank(), next = (r + 1) % 4, prev = (r + 3) % 4;
+  const std::vector<float> small = contribution<float>(r, 3);
+  const std::vector<int32_t> large = contribution<int32_t>(r, 100000);
+  std::string error;
+  SendTicket first = kNoSend, second = kNoSend, empty = kNoSend;
+  EXPECT_TRUE(c.isend(small.data(), 12, next, 5, first, error)) << error;
+  EXPECT_TRUE(c.isend(large.data(), 400000, next, 9, second, error)) << error;
+  EXPECT_NE(first, second);
+  std::vector<int32_t> gotLarge(100000);
+  std::vector<float> gotSmall(3);
+  EXPECT_TRUE(c.recv(gotLarge.data(), 400000, prev, 9, error)) << error;
+  EXPECT_TRUE(c.recv(gotSmall.data(), 12, prev, 5, error)) << error;
+  EXPECT_EQ(mismatch(gotSmall, [&](int i) { return (prev + 1) * 1000 + i; }),
+            "");
+  EXPECT_EQ(mismatch(gotLarge, [&](int i) { return (prev + 1) * 1000 + i; }),
+            "");
+  EXPECT_TRUE(c.waitSend(second, error)) << error;
+  EXPECT_TRUE(c.waitSend(first, error)) << error;
+  EXPECT_TRUE(c.isend(nullptr, 0, prev, 0, empty, error)) << error;
+  EXPECT_TRUE(c.recv(nullptr, 0, next, 0, error)) << error;
+  EXPECT_TRUE(c.waitSend(empty, error)) << error;
+  // A ticket is waited for once.
+  EXPECT_FALSE(c.waitSend(first, error));
+  EXPECT_NE(error.find("not in flight"), std::string::npos) << error;
+  EXPECT_TRUE(c.waitSend(kNoSend, error)) << error;
+  // The blocking form.
+  const int64_t word = r;
+  int64_t got = -1;
+  if (r % 2 == 0) {
+    EXPECT_TRUE(c.send(&word, 8, r + 1, 100, error)) << error;
+  } else {
+    EXPECT_TRUE(c.recv(&got, 8, r - 1, 100, error)) << error;
+    EXPECT_EQ(got, r - 1);
+  }
+  EXPECT_TRUE(c.barrier(error)) << error;
+}
+
+TEST(MpiComm, ReceivingAnotherSizeIsAnError) {
+  // Rank 0 sends 12 bytes to rank 1, which expects 16: an error naming
+  // both sizes, with the message still there (it was only probed) for a
+  // receive of the right size.
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  const int r = c.rank();
+  std::string error;
+  const float x[3] = {1.5f, 2.5f, 3.5f};
+  if (r == 0) {
+    EXPECT_TRUE(c.send(x, 12, 1, 3, error)) << error;
+  } else if (r == 1) {
+    float y[4] = {};
+    EXPECT_FALSE(c.recv(y, 16, 0, 3, error));
+    EXPECT_EQ(error, "recv from rank 0 with tag 3: expected 16 bytes, got a "
+                     "message of 12 bytes (the sender's tensor has another "
+                     "size)");
+    EXPECT_EQ(y[0], 0.0f);
+    EXPECT_TRUE(c.recv(y, 12, 0, 3, error)) << error;
+    EXPECT_EQ(y[2], 3.5f);
+  }
+  EXPECT_TRUE(c.barrier(error)) << error;
+}
+
+TEST(MpiComm, PointToPointArgumentErrorsComeBeforeAnyTraffic) {
+  NEED_FOUR_RANKS();
+  Comm &c = testComm();
+  const int r = c.rank();
+  std::string error;
+  float x = 0;
+  SendTicket t = kNoSend;
+  EXPECT_FALSE(c.isend(&x, 4, r, 0, t, error));
+  EXPECT_NE(error.find("send of 4 bytes to rank " + std::to_string(r) +
+                       " with tag 0: expected another rank of the world [0, "
+                       "4), not this rank"),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(t, kNoSend);
+  EXPECT_FALSE(c.recv(&x, 4, 4, 0, error));
+  EXPECT_NE(error.find("recv of 4 bytes from rank 4"), std::string::npos)
+      << error;
+  EXPECT_FALSE(c.isend(&x, 4, (r + 1) % 4, kMaxTag + 1, t, error));
+  EXPECT_NE(error.find("expected a tag in [0, 32767]"), std::string::npos)
+      << error;
+  EXPECT_FALSE(c.recv(nullptr, 4, (r + 1) % 4, 0, error));
+  EXPECT_NE(error.find("expected bytes >= 0 and a buffer"), std::string::npos)
+      << error;
+}

@@ -837,3 +837,35 @@ TEST(Executor, VocabShardKernelsMatchDirectKernelCalls) {
                 1e-6 * std::sqrt(std::sqrt(ref)));
   }
 }
+
+TEST(Executor, TransfersNeedPointToPointCommunication) {
+  // Stage 0 of a two-stage plan sends; a single rank, or a communicator
+  // without point-to-point transfers, cannot run it (MpiPipelineTest.cpp
+  // runs it under mpirun).
+  PlanDef def;
+  def.pp = 2;
+  for (int s = 0; s < 2; ++s) {
+    ProgramDef p;
+    p.rank = p.stage = s;
+    int x = p.arena("x", {2, 4});
+    if (s == 0)
+      p.instr("send", {x}, {}, {I("peer", 1), I("tag", 0)});
+    else
+      p.instr("recv", {}, {x}, {I("peer", 0), I("tag", 0)});
+    def.programs.push_back(p);
+  }
+  LoadedPlan plan;
+  std::string error;
+  ASSERT_TRUE(loadDef(def, plan, error)) << error;
+  Executor alone;
+  EXPECT_FALSE(alone.init(plan.program(0), error));
+  EXPECT_EQ(error, "instr 0 'send' (test): the communicator (local, 1 ranks) "
+                   "has no point-to-point transfers between pipeline stages "
+                   "(a pipeline plan runs under mpirun)");
+  SimulatedComm simulated(comm::Grid{2, 1, 1}, 1);
+  Executor stage1;
+  EXPECT_FALSE(stage1.init(plan.program(1), &simulated, error));
+  EXPECT_EQ(error, "instr 0 'recv' (test): the communicator (simulated, 2 "
+                   "ranks) has no point-to-point transfers between pipeline "
+                   "stages (a pipeline plan runs under mpirun)");
+}

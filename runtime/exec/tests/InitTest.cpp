@@ -386,3 +386,57 @@ TEST(Init, CheckPlanParametersComparesFullShapes) {
   EXPECT_EQ(error, "plan adam_m argument of 'model.norm.weight' has shape "
                    "[4], model tiny expects [8]");
 }
+
+TEST(Init, PipelineStagesTogetherHoldTheModel) {
+  // Stage 0 holds the first half of the parameters, stage 1 the rest: each
+  // stage's executor passes the plan-wide check; the stage-local check
+  // alone would miss the other stage's parameters.
+  const LlamaConfig config = tinyConfig();
+  const std::vector<ParamSpec> specs = parameterSpecs(config);
+  auto planOf = [&](size_t stage1From, const std::string &extra) {
+    PlanDef def;
+    def.pp = 2;
+    for (int s = 0; s < 2; ++s) {
+      ProgramDef p;
+      p.rank = p.stage = s;
+      for (size_t i = 0; i < specs.size(); ++i)
+        if ((i >= stage1From) == (s == 1))
+          p.arg("param", specs[i].name, specs[i].shape);
+      if (s == 1 && !extra.empty())
+        p.arg("param", extra, {3});
+      def.programs.push_back(p);
+    }
+    return def;
+  };
+  const size_t half = specs.size() / 2;
+  LoadedPlan plan;
+  std::string error;
+  ASSERT_TRUE(loadDef(planOf(half, ""), plan, error)) << error;
+  for (int s = 0; s < 2; ++s) {
+    SimulatedComm comm(comm::Grid{2, 1, 1}, s);
+    Executor e;
+    ASSERT_TRUE(e.init(plan.program(s), &comm, error)) << error;
+    EXPECT_TRUE(checkPlanParameters(e, *plan.plan, config, error)) << error;
+    EXPECT_FALSE(checkPlanParameters(e, config, error));
+  }
+  // A parameter on no stage.
+  PlanDef missing = planOf(half, "");
+  missing.programs[1].args.pop_back();
+  missing.programs[1].tensors.pop_back();
+  ASSERT_TRUE(loadDef(missing, plan, error)) << error;
+  Executor e;
+  SimulatedComm comm(comm::Grid{2, 1, 1}, 0);
+  ASSERT_TRUE(e.init(plan.program(0), &comm, error)) << error;
+  EXPECT_FALSE(checkPlanParameters(e, *plan.plan, config, error));
+  EXPECT_EQ(error, "plan has no parameter '" + specs.back().name +
+                       "' of model " + config.name +
+                       " on any of its 2 pipeline stages");
+  // Another stage's parameter that the model does not have.
+  ASSERT_TRUE(loadDef(planOf(half, "model.extra"), plan, error)) << error;
+  Executor f;
+  ASSERT_TRUE(f.init(plan.program(0), &comm, error)) << error;
+  EXPECT_FALSE(checkPlanParameters(f, *plan.plan, config, error));
+  EXPECT_EQ(error, "plan parameter 'model.extra' (program 1, stage 1) is not "
+                   "a parameter of model " +
+                       config.name);
+}

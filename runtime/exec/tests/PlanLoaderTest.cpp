@@ -754,3 +754,228 @@ TEST(PlanLoader, SumSquaresAndSqrt) {
                "'sqrt' (test): input 0 tensor 6 'logits' (f32 [2, 3, 5]): "
                "expected 1 elements");
 }
+
+//===----------------------------------------------------------------------===//
+// Pipeline stages: Program.stage, send / recv and their pairing, parameters
+// on one stage
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// A pp x dp plan (tp = 1): stage 0 sends an f32 [2, 4] activation to
+/// stage 1 (tag 0) and stage 1 sends its gradient back (tag 1); stage 0
+/// owns param "a", stage 1 param "b".
+PlanDef pipelinePlan(int pp = 2, int dp = 1) {
+  PlanDef def;
+  def.pp = pp;
+  def.dp = dp;
+  for (int s = 0; s < pp; ++s) {
+    for (int d = 0; d < dp; ++d) {
+      ProgramDef p;
+      p.rank = s * dp + d;
+      p.stage = s;
+      p.arg("param", s == 0 ? "a" : "b" + std::to_string(s), {4});
+      int x = p.arena("x", {2, 4});
+      int g = p.arena("g", {2, 4});
+      if (s == 0) {
+        p.instr("constant", {}, {x}, {R("value", 1.0)});
+        p.instr("send", {x}, {}, {I("peer", 1), I("tag", 0)});
+        p.instr("recv", {}, {g}, {I("peer", 1), I("tag", 1)});
+      } else if (s == 1) {
+        p.instr("recv", {}, {x}, {I("peer", 0), I("tag", 0)});
+        p.instr("add", {x, x}, {g});
+        p.instr("send", {g}, {}, {I("peer", 0), I("tag", 1)});
+      }
+      if (p.instrs.size() > 1) { // Stages beyond 1 exchange nothing.
+        p.instrs[1].microbatch = 0;
+        p.instrs[1].phase = plan::Phase::Forward;
+      }
+      def.programs.push_back(p);
+    }
+  }
+  return def;
+}
+
+/// The instruction of program `r` with `kernel` (the first one).
+InstrDef &instrOf(PlanDef &def, int r, const std::string &kernel) {
+  for (InstrDef &in : def.programs[r].instrs)
+    if (in.kernel == kernel)
+      return in;
+  ADD_FAILURE() << "program " << r << " has no " << kernel;
+  return def.programs[r].instrs[0];
+}
+
+} // namespace
+
+TEST(PlanLoader, PipelineStagesLoad) {
+  EXPECT_EQ(loadError(pipelinePlan()), "");
+  EXPECT_EQ(loadError(pipelinePlan(2, 2)), "");
+  // send and recv move bytes: any dtype, the same bytes on both sides
+  // (stage 1 takes stage 0's f32 [2, 4] as i32 and sends back a bf16
+  // [4, 4]).
+  PlanDef def = pipelinePlan();
+  ProgramDef &p = def.programs[1];
+  p.tensors[instrOf(def, 1, "recv").outputs[0]].dtype = DType::I32;
+  p.instrs.erase(p.instrs.begin() + 1); // the add
+  instrOf(def, 1, "send").inputs = {p.arena("h", {4, 4}, DType::BF16)};
+  EXPECT_EQ(loadError(def), "");
+}
+
+TEST(PlanLoader, ProgramStageIsTheRanksPipelineCoordinate) {
+  PlanDef def = pipelinePlan(2, 2);
+  def.programs[2].stage = 0;
+  EXPECT_ERROR(loadError(def), "test.llx: program 2: has stage 0, expected 1 "
+                               "(the rank's pp coordinate: rank / (dp * tp))");
+  def = validPlan();
+  def.programs[0].stage = 1;
+  EXPECT_ERROR(loadError(def), "program 0: has stage 1, expected 0");
+}
+
+TEST(PlanLoader, SendAndRecvOperandsAndAttributes) {
+  PlanDef def = pipelinePlan();
+  instrOf(def, 0, "send").outputs = {0};
+  EXPECT_ERROR(loadError(def), "program 0: instr 1 'send' (test): has 1 "
+                               "outputs, expected 0");
+  def = pipelinePlan();
+  instrOf(def, 0, "send").inputs.clear();
+  EXPECT_ERROR(loadError(def), "instr 1 'send' (test): has 0 inputs, "
+                               "expected 1");
+  def = pipelinePlan();
+  instrOf(def, 0, "recv").inputs = {1};
+  EXPECT_ERROR(loadError(def), "instr 2 'recv' (test): has 1 inputs, "
+                               "expected 0");
+  def = pipelinePlan();
+  instrOf(def, 1, "recv").outputs.clear();
+  EXPECT_ERROR(loadError(def), "program 1: instr 0 'recv' (test): has 0 "
+                               "outputs, expected 1");
+  def = pipelinePlan();
+  instrOf(def, 0, "send").attrs = {I("peer", 1)};
+  EXPECT_ERROR(loadError(def), "instr 1 'send' (test): missing attribute "
+                               "'tag'");
+  def = pipelinePlan();
+  instrOf(def, 0, "send").attrs = {I("peer", 0), I("tag", 0)};
+  EXPECT_ERROR(loadError(def),
+               "program 0: instr 1 'send' (test): attribute 'peer' = 0, "
+               "expected another pipeline stage than this program's stage "
+               "0, in [0, 2) (pp = 2)");
+  def = pipelinePlan();
+  instrOf(def, 1, "recv").attrs = {I("peer", 2), I("tag", 0)};
+  EXPECT_ERROR(loadError(def), "program 1: instr 0 'recv' (test): attribute "
+                               "'peer' = 2, expected another pipeline stage");
+  def = pipelinePlan();
+  instrOf(def, 1, "recv").attrs = {I("peer", -1), I("tag", 0)};
+  EXPECT_ERROR(loadError(def), "attribute 'peer' = -1");
+  def = pipelinePlan();
+  instrOf(def, 0, "send").attrs = {I("peer", 1), I("tag", 32768)};
+  EXPECT_ERROR(loadError(def), "instr 1 'send' (test): attribute 'tag' = "
+                               "32768, expected [0, 32767]");
+  def = pipelinePlan();
+  instrOf(def, 0, "recv").attrs = {I("peer", 1), I("tag", -1)};
+  EXPECT_ERROR(loadError(def), "attribute 'tag' = -1, expected [0, 32767]");
+  // Without pipeline stages there is no peer.
+  def = validPlan();
+  int t = def.programs[0].arena("t", {4});
+  def.programs[0].instr("send", {t}, {}, {I("peer", 0), I("tag", 0)});
+  EXPECT_ERROR(loadError(def), "attribute 'peer' = 0, expected another "
+                               "pipeline stage than this program's stage 0, "
+                               "in [0, 1) (pp = 1)");
+}
+
+TEST(PlanLoader, InstructionMicrobatchAndPhase) {
+  PlanDef def = pipelinePlan();
+  def.programs[0].instrs[0].microbatch = -2;
+  EXPECT_ERROR(loadError(def), "program 0: instr 0 'constant' (test): "
+                               "microbatch -2, expected -1 (the whole step) "
+                               "or a microbatch >= 0");
+  def = pipelinePlan();
+  def.programs[0].instrs[0].phase = static_cast<plan::Phase>(3);
+  EXPECT_ERROR(loadError(def), "instr 0 'constant' (test): unknown phase 3 "
+                               "(expected 0 = none, 1 = forward, 2 = "
+                               "backward)");
+}
+
+TEST(PlanLoader, EverySendHasItsRecv) {
+  // A send without its recv.
+  PlanDef def = pipelinePlan();
+  auto &recvs = def.programs[1].instrs;
+  recvs.erase(recvs.begin());
+  recvs.insert(recvs.begin(), {"constant", {}, {1}, {R("value", 1.0)}, ""});
+  EXPECT_ERROR(loadError(def),
+               "test.llx: program 0: instr 1 'send' (test): sends 32 bytes "
+               "to stage 1 with tag 0, but program 1 (stage 1) has no recv "
+               "with peer 0 and tag 0");
+  // A recv without its send (the tag differs).
+  def = pipelinePlan();
+  instrOf(def, 1, "send").attrs = {I("peer", 0), I("tag", 5)};
+  EXPECT_ERROR(loadError(def),
+               "program 0: instr 2 'recv' (test): receives 32 bytes from "
+               "stage 1 with tag 1, but program 1 (stage 1) has no send with "
+               "peer 0 and tag 1");
+  // Sizes differ.
+  def = pipelinePlan();
+  def.programs[1].tensors[instrOf(def, 1, "recv").outputs[0]].shape = {2, 2};
+  instrOf(def, 1, "add").outputs = {def.programs[1].arena("g4", {2, 2})};
+  EXPECT_ERROR(loadError(def),
+               "program 0: instr 1 'send' (test): sends 32 bytes to stage 1 "
+               "with tag 0, but program 1 (stage 1) receives 16 bytes in "
+               "instr 0 (a transfer moves the same bytes on both sides)");
+  // The wrong peer: with three stages, stage 0 sends to stage 2, but stage
+  // 1 expects it.
+  def = pipelinePlan(3);
+  instrOf(def, 0, "send").attrs = {I("peer", 2), I("tag", 0)};
+  EXPECT_ERROR(loadError(def),
+               "program 0: instr 1 'send' (test): sends 32 bytes to stage 2 "
+               "with tag 0, but program 2 (stage 2) has no recv with peer 0 "
+               "and tag 0");
+  // The partner is the rank with the same dp coordinate: rank 3 (stage 1,
+  // dp 1) lacks the recv of rank 1's send.
+  def = pipelinePlan(2, 2);
+  instrOf(def, 3, "recv").attrs = {I("peer", 0), I("tag", 9)};
+  EXPECT_ERROR(loadError(def),
+               "program 1: instr 1 'send' (test): sends 32 bytes to stage 1 "
+               "with tag 0, but program 3 (stage 1) has no recv with peer 0 "
+               "and tag 0");
+}
+
+TEST(PlanLoader, ATagNamesOneTransferPerDirection) {
+  PlanDef def = pipelinePlan();
+  ProgramDef &p = def.programs[0];
+  p.instr("send", {p.instrs[0].outputs[0]}, {}, {I("peer", 1), I("tag", 0)});
+  EXPECT_ERROR(loadError(def),
+               "program 0: instr 3 'send' (test): sends to stage 1 with tag "
+               "0, as instr 1 does (a tag names one transfer between two "
+               "stages in each direction)");
+  def = pipelinePlan();
+  ProgramDef &q = def.programs[1];
+  q.instr("recv", {}, {q.arena("y", {2, 4})}, {I("peer", 0), I("tag", 0)});
+  EXPECT_ERROR(loadError(def), "program 1: instr 3 'recv' (test): receives "
+                               "from stage 0 with tag 0, as instr 0 does");
+}
+
+TEST(PlanLoader, AParameterBelongsToOneStage) {
+  PlanDef def = pipelinePlan();
+  def.programs[1].arg("param", "a", {4});
+  EXPECT_ERROR(loadError(def),
+               "test.llx: program 1: argument 1 (param a): parameter 'a' is "
+               "on stage 1 and on stage 0 (program 0); each parameter and its "
+               "moments belong to one stage");
+  def = pipelinePlan();
+  def.programs[1].arg("adam_m", "a", {4});
+  EXPECT_ERROR(loadError(def), "program 1: argument 1 (adam_m a): parameter "
+                               "'a' is on stage 1 and on stage 0");
+  // Replicas within a stage share them.
+  def = pipelinePlan(2, 2);
+  EXPECT_EQ(loadError(def), "");
+  // Sharded within the stage only.
+  def = pipelinePlan(2, 2);
+  for (int r : {0, 1})
+    def.programs[r].args[0] = {"param", "a", 0, 0, {0}};
+  for (int r : {0, 1})
+    def.programs[r].tensors[0].shape = {2};
+  EXPECT_ERROR(loadError(def),
+               "program 0: argument 0 (param a): is sharded over the pp grid "
+               "axis 0; a parameter lives on one pipeline stage");
+  for (int r : {0, 1})
+    def.programs[r].args[0] = {"param", "a", 0, 0, {1}};
+  EXPECT_EQ(loadError(def), "");
+}

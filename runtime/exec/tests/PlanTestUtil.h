@@ -65,6 +65,8 @@ struct InstrDef {
   std::vector<int> inputs, outputs;
   std::vector<AttrDef> attrs;
   std::string loc;
+  int microbatch = -1;
+  plan::Phase phase = plan::Phase::None;
 };
 
 inline int64_t numel(const std::vector<int64_t> &shape) {
@@ -76,6 +78,7 @@ inline int64_t numel(const std::vector<int64_t> &shape) {
 
 struct ProgramDef {
   int rank = 0;
+  int stage = 0; ///< The pp coordinate (rank / (dp * tp)).
   std::vector<TensorDef> tensors;
   std::vector<ArgDef> args, results;
   std::vector<InstrDef> instrs;
@@ -189,11 +192,11 @@ inline std::vector<uint8_t> buildPlan(const PlanDef &def) {
         attrs.push_back(plan::CreateAttrDirect(
             fbb, a.name.c_str(), a.ival, a.fval, a.ints ? &*a.ints : nullptr,
             a.str ? a.str->c_str() : nullptr));
-      instrs.push_back(plan::CreateInstrDirect(fbb, in.kernel.c_str(),
-                                               &in.inputs, &in.outputs,
-                                               &attrs, in.loc.c_str()));
+      instrs.push_back(plan::CreateInstrDirect(
+          fbb, in.kernel.c_str(), &in.inputs, &in.outputs, &attrs,
+          in.loc.c_str(), in.microbatch, in.phase));
     }
-    programs.push_back(plan::CreateProgramDirect(fbb, p.rank, 0, &tensors,
+    programs.push_back(plan::CreateProgramDirect(fbb, p.rank, p.stage, &tensors,
                                                  &args, &results, &instrs,
                                                  p.arenaBytes));
   }

@@ -118,7 +118,8 @@ TEST(Trace, ExecutorEventsHaveLanesAndArgs) {
     EXPECT_EQ(e["name"], names[i % 3]) << i;
     EXPECT_EQ(e["pid"], 0);
     EXPECT_EQ(e["args"]["step"], int(i / 3 + 1));
-    EXPECT_EQ(e["args"]["microbatch"], 0);
+    EXPECT_EQ(e["args"]["microbatch"], -1); // The whole step.
+    EXPECT_FALSE(e["args"].contains("phase"));
     EXPECT_EQ(e["args"]["instr"], int(i % 3));
     EXPECT_EQ(e["args"]["bytes"], 4 * 8 * 4);
     EXPECT_GE(e["dur"].get<double>(), 0.0);
@@ -326,4 +327,69 @@ TEST(Trace, GathersAndScattersAreCollectives) {
   EXPECT_EQ(e[1]["args"]["reduction"], "max");
   EXPECT_EQ(e[2]["cat"], "kernel"); // all_slice: no communication
   EXPECT_EQ(e[2]["tid"], 0);
+}
+
+TEST(Trace, PipelineTransfersAndScheduleArgs) {
+  // Stage 0 of a two-stage plan: a forward kernel of microbatch 1, its
+  // send to stage 1, and the recv of the gradient (backward). The events
+  // are recorded by hand (running a send needs MPI: MpiPipelineTest.cpp).
+  PlanDef def;
+  def.pp = 2;
+  for (int s = 0; s < 2; ++s) {
+    ProgramDef p;
+    p.rank = p.stage = s;
+    int x = p.arena("x", {2, 4});
+    int g = p.arena("g", {2, 4}, DType::BF16);
+    if (s == 0) {
+      p.instr("constant", {}, {x}, {R("value", 1.0)});
+      p.instr("send", {x}, {}, {I("peer", 1), I("tag", 3)});
+      p.instr("recv", {}, {g}, {I("peer", 1), I("tag", 4)});
+      p.instrs[0].microbatch = p.instrs[1].microbatch = 1;
+      p.instrs[2].microbatch = 1;
+      p.instrs[0].phase = p.instrs[1].phase = plan::Phase::Forward;
+      p.instrs[2].phase = plan::Phase::Backward;
+    } else {
+      p.instr("recv", {}, {x}, {I("peer", 0), I("tag", 3)});
+      p.instr("send", {g}, {}, {I("peer", 0), I("tag", 4)});
+    }
+    def.programs.push_back(p);
+  }
+  LoadedPlan plan;
+  std::string error;
+  ASSERT_TRUE(loadDef(def, plan, error)) << error;
+  TempDir dir;
+  Trace trace;
+  ASSERT_TRUE(trace.open(dir.file("t.json"), plan.program(0), 0, 2, json{},
+                         error))
+      << error;
+  trace.start();
+  trace.beginStep(1);
+  const Trace::Clock::time_point t0 = Trace::Clock::now();
+  for (int i = 0; i < 3; ++i)
+    trace.kernel(i, t0 + std::chrono::microseconds(10 * i),
+                 t0 + std::chrono::microseconds(10 * i + 5));
+  trace.flushStep();
+  ASSERT_TRUE(trace.finish(error)) << error;
+  ASSERT_TRUE(trace.commit(error)) << error;
+  std::vector<json> e = completeEvents(readJson(dir.file("t.json")));
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0]["name"], "constant");
+  EXPECT_EQ(e[0]["tid"], 0);
+  EXPECT_EQ(e[0]["args"]["microbatch"], 1);
+  EXPECT_EQ(e[0]["args"]["phase"], "forward");
+  EXPECT_FALSE(e[0]["args"].contains("peer"));
+  EXPECT_EQ(e[1]["name"], "send");
+  EXPECT_EQ(e[1]["cat"], "comm");
+  EXPECT_EQ(e[1]["tid"], 1);
+  EXPECT_EQ(e[1]["args"]["peer"], 1);
+  EXPECT_EQ(e[1]["args"]["tag"], 3);
+  EXPECT_EQ(e[1]["args"]["bytes"], 32); // what it sends
+  EXPECT_EQ(e[1]["args"]["microbatch"], 1);
+  EXPECT_EQ(e[1]["args"]["phase"], "forward");
+  EXPECT_EQ(e[2]["name"], "recv");
+  EXPECT_EQ(e[2]["tid"], 1);
+  EXPECT_EQ(e[2]["args"]["peer"], 1);
+  EXPECT_EQ(e[2]["args"]["tag"], 4);
+  EXPECT_EQ(e[2]["args"]["bytes"], 16); // bf16 [2, 4]
+  EXPECT_EQ(e[2]["args"]["phase"], "backward");
 }

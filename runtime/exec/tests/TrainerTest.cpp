@@ -180,13 +180,17 @@ TEST(Trainer, BadPlan) {
   f.expectFailure("tp.llx: plan needs 2 ranks (dp=1 tp=2 pp=1); launched "
                   "with 1 rank: run it with mpirun -np 2");
 
+  // Pipeline stages run too (the second stage here holds nothing).
   PlanDef pipeline = multi;
   pipeline.dp = 1;
   pipeline.pp = 2;
+  pipeline.programs[1] = ProgramDef();
+  pipeline.programs[1].rank = 1;
+  pipeline.programs[1].stage = 1;
   writeBytes(f.dir.file("pp.llx"), buildPlan(pipeline));
   f.options.planPath = f.dir.file("pp.llx");
-  f.expectFailure("pp.llx: layout dp=1 tp=1 pp=2: pipeline parallelism "
-                  "(pp > 1) is not supported by this runtime yet");
+  f.expectFailure("pp.llx: plan needs 2 ranks (dp=1 tp=1 pp=2); launched "
+                  "with 1 rank: run it with mpirun -np 2");
 
   PlanDef other = singleProgram(bigramProgram());
   other.modelJson = R"({"hidden_size": 8, "intermediate_size": 24,
