@@ -72,6 +72,14 @@ static lrt::KernelOp lowerCollective(OpBuilder &b, Operation *op) {
                                /*inplace=*/nullptr, /*offsets=*/nullptr);
 }
 
+/// The pipeline schedule position (llm.microbatch, llm.phase) stays on the
+/// kernel call, for the plan's instructions.
+static void copyScheduleAttrs(Operation *from, Operation *to) {
+  for (StringRef name : {llm::kMicrobatchAttr, llm::kPhaseAttr})
+    if (Attribute a = from->getAttr(name))
+      to->setAttr(name, a);
+}
+
 /// For each result, the operand whose storage it reuses (-1: none).
 static SmallVector<int64_t> inplaceOperands(Operation *op) {
   // AdamW: (param, grad, m, v, lr, step) -> (param', m', v').
@@ -95,6 +103,23 @@ void LlmLowerToLrtPass::runOnOperation() {
             shard::AllSliceOp>(op)) {
       builder.setInsertionPoint(op);
       lrt::KernelOp kernel = lowerCollective(builder, op);
+      copyScheduleAttrs(op, kernel);
+      op->replaceAllUsesWith(kernel->getResults());
+      op->erase();
+      continue;
+    }
+    if (isa<dist::SendOp, dist::RecvOp>(op)) {
+      // Point to point between pipeline stages: the peer stage and the tag.
+      builder.setInsertionPoint(op);
+      SmallVector<NamedAttribute> params{
+          builder.getNamedAttr("peer", op->getAttr("peer")),
+          builder.getNamedAttr("tag", op->getAttr("tag"))};
+      auto kernel = lrt::KernelOp::create(
+          builder, op->getLoc(), op->getResultTypes(),
+          builder.getStringAttr(isa<dist::SendOp>(op) ? "send" : "recv"),
+          op->getOperands(), builder.getDictionaryAttr(params),
+          /*inplace=*/nullptr, /*offsets=*/nullptr);
+      copyScheduleAttrs(op, kernel);
       op->replaceAllUsesWith(kernel->getResults());
       op->erase();
       continue;
@@ -144,7 +169,9 @@ void LlmLowerToLrtPass::runOnOperation() {
     } else {
       SmallVector<NamedAttribute> params;
       for (NamedAttribute attr : op->getAttrs())
-        if (!attr.getName().getValue().starts_with("dist."))
+        if (!attr.getName().getValue().starts_with("dist.") &&
+            attr.getName() != llm::kMicrobatchAttr &&
+            attr.getName() != llm::kPhaseAttr)
           params.push_back(attr);
       auto kernel = lrt::KernelOp::create(
           builder, op->getLoc(), op->getResultTypes(),
@@ -155,6 +182,7 @@ void LlmLowerToLrtPass::runOnOperation() {
         kernel.setInplace(inplace);
       lowered = kernel;
     }
+    copyScheduleAttrs(op, lowered);
     op->replaceAllUsesWith(lowered->getResults());
     op->erase();
   }

@@ -45,6 +45,9 @@ struct TrainPipelineOptions
   Option<bool> lossScale{*this, "loss-scale", llvm::cl::init(false)};
   Option<bool> sequenceParallel{*this, "sequence-parallel",
                                 llvm::cl::init(false)};
+  /// Pipeline schedule (gpipe | 1f1b) and user stage boundaries (pp > 1).
+  Option<std::string> schedule{*this, "schedule", llvm::cl::init("1f1b")};
+  Option<std::string> ppSplit{*this, "pp-split", llvm::cl::init("")};
   /// User sharding passes (a textual pipeline on the module), run after the
   /// optimizer and before the --tp plan, e.g. "llm-example-replicate-vocab".
   Option<std::string> shardingPasses{*this, "sharding-passes",

@@ -284,6 +284,67 @@ def LlmSpmdPartition : Pass<"llm-spmd-partition", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::shard::ShardDialect"];
 }
 
+def LlmPipelinePartition
+    : Pass<"llm-pipeline-partition", "::mlir::ModuleOp"> {
+  let summary = "Split the training step into pipeline stages and schedule them";
+  let description = [{
+    Runs after `llm-spmd-partition` (per-rank shapes, every tensor- and
+    data-parallel collective in place) on the single `@train_step`, whose
+    microbatches `llm-grad-accumulation` has unrolled. It replaces that
+    function with `pp` functions `@train_step_stage<s>` (attribute
+    `llm.stage`), one per pipeline stage:
+
+    - **Units.** The model is cut only between transformer layers. Every op
+      belongs to a unit: the embedding, layer N, or the head (final norm,
+      LM head, loss), from its location (the HF module the frontend names)
+      for forward and backward ops, from its parameter for the rest
+      (parameter casts, the optimizer), and otherwise from its operands.
+    - **Balance.** A unit's cost is the roofline time of its ops from
+      `CostModelOpInterface` (all microbatches, forward, backward and
+      optimizer: max(flops / 100 TFLOP/s, bytes / 2 TB/s) per op). The
+      stages are contiguous runs of at least one layer, the first with the
+      embedding and the last with the head; the split minimises the slowest
+      stage (dynamic programming, ties broken by the smaller largest stage
+      memory: parameters, gradients and optimizer state). `split` fixes the
+      first layer of stages 1..pp-1 instead.
+    - **Transfers.** A value used on another stage than its producer's
+      crosses with a `dist.send` / `dist.recv` pair (one per value and
+      receiving stage; tags unique in the step): activations forward,
+      their gradients backward, and for a tied embedding the weight forward
+      and the LM head's gradient back to its owner, where the gradients are
+      summed.
+    - **Whole-model reductions.** `llm.global_norm`, `llm.sum_squares` and
+      `llm.all_finite` take the gradients of every stage: each stage reduces
+      its own and a `shard.all_reduce` over the pipeline axis (grid axis 0)
+      combines them (sum, then sqrt for the norm; min for all_finite), so
+      clipping and the loss-scale skip cover the whole model. The `loss`
+      result is summed over the pipeline axis (zero on all but the last
+      stage) so that every rank reports it.
+    - **Schedules.** Each op gets a microbatch and a phase (forward: what the
+      loss depends on; backward: the rest that depends on the microbatch;
+      the optimizer ends the last backward), recorded as `llm.microbatch` /
+      `llm.phase`. Stage s runs its ops in the order of `schedule`: `gpipe`
+      (all forwards, then all backwards) or `1f1b` (min(pp - s - 1, M)
+      warm-up forwards, then one forward and one backward alternately, then
+      the remaining backwards), so at most pp - s microbatches' activations
+      are alive on stage s under 1F1B, against M under GPipe.
+
+    Errors: more stages than layers, fewer microbatches than stages, an
+    invalid `split`, an op whose unit cannot be decided.
+  }];
+  let options = [
+    Option<"pp", "pp", "int64_t", "1", "Pipeline stages">,
+    Option<"dp", "dp", "int64_t", "1", "Data-parallel size (grid shape)">,
+    Option<"tp", "tp", "int64_t", "1", "Tensor-parallel size (grid shape)">,
+    Option<"schedule", "schedule", "std::string", "\"1f1b\"",
+           "Pipeline schedule: gpipe or 1f1b">,
+    Option<"split", "split", "std::string", "\"\"",
+           "First layer of stages 1..pp-1, comma-separated (empty: balance by cost)">,
+  ];
+  let dependentDialects = ["::llamac::dist::DistDialect",
+                           "::mlir::shard::ShardDialect"];
+}
+
 def LlmAllReduceBucketing
     : Pass<"llm-allreduce-bucketing", "::mlir::func::FuncOp"> {
   let summary = "Pack data-parallel gradient all-reduces into buckets";

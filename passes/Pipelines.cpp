@@ -75,12 +75,23 @@ void llamac::buildTrainPipeline(OpPassManager &pm,
   OpPassManager &cleanup = pm.nest<func::FuncOp>();
   cleanup.addPass(createCSEPass());
   cleanup.addPass(createCanonicalizerPass());
-  // Last, on per-rank shapes: data-parallel gradient buckets.
+  // On per-rank shapes with every tensor- and data-parallel collective in
+  // place: one function per pipeline stage, in schedule order.
+  if (options.pp > 1) {
+    LlmPipelinePartitionOptions stages;
+    stages.pp = options.pp;
+    stages.dp = options.dp;
+    stages.tp = options.tp;
+    stages.schedule = options.schedule;
+    stages.split = options.ppSplit;
+    pm.addPass(createLlmPipelinePartition(stages));
+  }
+  // Last, on per-rank shapes (per stage): data-parallel gradient buckets.
   if (options.dp > 1) {
     LlmAllReduceBucketingOptions buckets;
     buckets.bucketCapMb = options.bucketCapMb;
     buckets.firstBucketMb = options.firstBucketMb;
-    cleanup.addPass(createLlmAllReduceBucketing(buckets));
+    pm.addNestedPass<func::FuncOp>(createLlmAllReduceBucketing(buckets));
   }
 }
 
@@ -106,6 +117,7 @@ void llamac::registerTrainPipeline() {
       "Forward graph to training step: [llm-mixed-precision], llm-autodiff, "
       "[llm-grad-accumulation], llm-grad-allreduce, "
       "llm-optimizer, llm-tensor-parallel, llm-sharding-propagation, "
-      "llm-spmd-partition, cse, canonicalize, [llm-allreduce-bucketing]",
+      "llm-spmd-partition, cse, canonicalize, [llm-pipeline-partition], "
+      "[llm-allreduce-bucketing]",
       buildTrainPipeline);
 }

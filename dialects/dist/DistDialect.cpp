@@ -215,6 +215,24 @@ LogicalResult BucketAllReduceOp::verify() {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// dist.send / dist.recv
+//===----------------------------------------------------------------------===//
+
+/// A transfer's peer is another stage, and its tag fits the runtime's
+/// message tags (MPI guarantees at least 32767).
+static LogicalResult verifyTransfer(Operation *op, int64_t peer, int64_t tag) {
+  if (peer < 0)
+    return op->emitOpError("peer stage must be non-negative, got ") << peer;
+  if (tag < 0 || tag >= kMaxTransferTag)
+    return op->emitOpError("tag must be in [0, ")
+           << kMaxTransferTag << "), got " << tag;
+  return success();
+}
+
+LogicalResult SendOp::verify() { return verifyTransfer(*this, getPeer(), getTag()); }
+LogicalResult RecvOp::verify() { return verifyTransfer(*this, getPeer(), getTag()); }
+
 #define GET_ATTRDEF_CLASSES
 #include "dialects/dist/DistAttrs.cpp.inc"
 

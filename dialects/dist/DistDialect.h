@@ -26,6 +26,8 @@ namespace llamac::dist {
 /// results (an array, one per result), and what an op needs of its operands.
 inline constexpr llvm::StringLiteral kShardingAttr = "dist.sharding";
 inline constexpr llvm::StringLiteral kOperandsAttr = "dist.operands";
+/// Tags of dist.send / dist.recv pairs are below this (MPI_TAG_UB >= 32767).
+inline constexpr int64_t kMaxTransferTag = 32767;
 } // namespace llamac::dist
 
 #endif // LLAMAC_DIALECTS_DIST_DISTDIALECT_H

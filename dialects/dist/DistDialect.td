@@ -175,4 +175,43 @@ def Dist_PartialOp : Op<Dist_Dialect, "partial",
   let assemblyFormat = "$input `over` $grid_axes attr-dict `:` type($result)";
 }
 
+def Dist_SendOp : Op<Dist_Dialect, "send"> {
+  let summary = "Send a tensor to another pipeline stage";
+  let description = [{
+    Sends `input` to the rank with the same data- and tensor-parallel
+    coordinates on pipeline stage `peer` (a coordinate of grid axis 0), where
+    a `dist.recv` with this stage as its peer and the same `tag` receives
+    it. `llm-pipeline-partition` inserts the pairs: activations cross a
+    stage boundary forward, their gradients backward. The send does not
+    wait for the receiver (the runtime stages the data), so any schedule
+    whose receives follow their sends in every stage's order is free of
+    deadlocks; upstream `shard.send`/`shard.recv` have no tag and need a
+    placeholder operand for the receive, hence these two ops.
+
+    ```mlir
+    dist.send %h to 1 tag 3 : tensor<1x16x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$peer, I64Attr:$tag);
+  let assemblyFormat = "$input `to` $peer `tag` $tag attr-dict `:` type($input)";
+  let hasVerifier = 1;
+}
+
+def Dist_RecvOp : Op<Dist_Dialect, "recv"> {
+  let summary = "Receive a tensor from another pipeline stage";
+  let description = [{
+    Receives the tensor that stage `peer` sends with `dist.send` and the same
+    `tag`; blocks until it has arrived. The result type must equal the sent
+    tensor's type.
+
+    ```mlir
+    %h = dist.recv from 0 tag 3 : tensor<1x16x64xf32>
+    ```
+  }];
+  let arguments = (ins I64Attr:$peer, I64Attr:$tag);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "`from` $peer `tag` $tag attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
 #endif // LLAMAC_DIST_DIALECT

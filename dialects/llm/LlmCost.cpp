@@ -29,6 +29,15 @@ int64_t llamac::llm::elementwiseFlops(Operation *op) {
   return most;
 }
 
+double llamac::llm::estimateSeconds(Operation *op) {
+  constexpr double kPeakFlops = 100e12, kPeakBytesPerSecond = 2e12;
+  auto cost = dyn_cast<CostModelOpInterface>(op);
+  if (!cost)
+    return 0;
+  return std::max(double(cost.estimateFlops()) / kPeakFlops,
+                  double(cost.estimateBytes()) / kPeakBytesPerSecond);
+}
+
 int64_t llamac::llm::tensorBytes(Operation *op) {
   auto bytes = [](Value v) -> int64_t {
     auto t = dyn_cast<RankedTensorType>(v.getType());

@@ -1,6 +1,7 @@
 //===- ExportPlan.cpp - lrt program -> plan file --------------------------===//
 #include "dialects/lrt/ExportPlan.h"
 #include "dialects/dist/DistDialect.h"
+#include "dialects/llm/LlmOps.h"
 #include "dialects/lrt/LrtDialect.h"
 
 #include "plan/PlanFormat.h"
@@ -19,7 +20,7 @@ namespace {
 class ProgramWriter {
 public:
   ProgramWriter(fb::FlatBufferBuilder &b, func::FuncOp f) : fbb(b), func(f) {}
-  FailureOr<fb::Offset<plan::Program>> write(int rank);
+  FailureOr<fb::Offset<plan::Program>> write(int rank, int stage);
 
 private:
   struct Storage {
@@ -96,7 +97,8 @@ static std::string stringAttr(DictionaryAttr attrs, StringRef name) {
   return "";
 }
 
-FailureOr<fb::Offset<plan::Program>> ProgramWriter::write(int rank) {
+FailureOr<fb::Offset<plan::Program>> ProgramWriter::write(int rank,
+                                                          int stage) {
   auto arenaBytes = func->getAttrOfType<IntegerAttr>(lrt::kArenaBytesAttr);
   if (!arenaBytes)
     return func.emitError("has no memory plan; run lrt-memory-plan first");
@@ -189,10 +191,19 @@ FailureOr<fb::Offset<plan::Program>> ProgramWriter::write(int rank) {
       attrs.push_back(plan::CreateAttrDirect(fbb, attr.getName().str().c_str(),
                                              ival, fval, &ints, str.c_str()));
     }
+    // The pipeline schedule position, where llm-pipeline-partition set it.
+    int32_t microbatch = -1;
+    plan::Phase phase = plan::Phase::None;
+    if (auto mb = kernel->getAttrOfType<IntegerAttr>(llm::kMicrobatchAttr))
+      microbatch = static_cast<int32_t>(mb.getInt());
+    if (auto p = kernel->getAttrOfType<StringAttr>(llm::kPhaseAttr))
+      phase = p.getValue() == "forward" ? plan::Phase::Forward
+                                        : plan::Phase::Backward;
     instrs.push_back(plan::CreateInstr(
         fbb, fbb.CreateString(kernel.getKernel().str()),
         indices(kernel.getInputs()), indices(kernel.getResults()),
-        fbb.CreateVector(attrs), fbb.CreateString(locName(kernel.getLoc()))));
+        fbb.CreateVector(attrs), fbb.CreateString(locName(kernel.getLoc())),
+        microbatch, phase));
   }
 
   // 3. Results.
@@ -209,7 +220,7 @@ FailureOr<fb::Offset<plan::Program>> ProgramWriter::write(int rank) {
         fbb, role.c_str(), stringAttr(attrs, "llm.param").c_str(),
         tensorIndex.lookup(v)));
   }
-  return plan::CreateProgram(fbb, rank, /*stage=*/0,
+  return plan::CreateProgram(fbb, rank, stage,
                              fbb.CreateVector(tensors),
                              fbb.CreateVector(arguments),
                              fbb.CreateVector(results),
@@ -219,21 +230,35 @@ FailureOr<fb::Offset<plan::Program>> ProgramWriter::write(int rank) {
 LogicalResult llamac::exportPlan(ModuleOp module, const PlanMetadata &meta,
                                  std::string &bytes) {
   fb::FlatBufferBuilder fbb(1 << 16);
-  // One function per rank in rank order; a single function is the SPMD
-  // program of every rank.
+  // A single function is the SPMD program of every rank; with pipeline
+  // stages, one function per stage (llm.stage) is the SPMD program of the
+  // stage's dp x tp ranks (rank = (stage * dp + d) * tp + t, DESIGN A4).
   SmallVector<func::FuncOp> funcs(module.getOps<func::FuncOp>());
   int worldSize = meta.dp * meta.tp * meta.pp;
   if (funcs.empty())
     return module.emitError("contains no function to export");
-  if (funcs.size() != 1 && int(funcs.size()) != worldSize)
-    return module.emitError("has ")
-           << funcs.size() << " functions for " << worldSize
-           << " ranks: expected one per rank, or one for all";
+  SmallVector<func::FuncOp> stages(meta.pp);
+  if (funcs.size() == 1 && meta.pp == 1) {
+    stages[0] = funcs.front();
+  } else {
+    for (func::FuncOp f : funcs) {
+      auto stage = f->getAttrOfType<IntegerAttr>(llm::kStageAttr);
+      if (!stage || stage.getInt() < 0 || stage.getInt() >= meta.pp ||
+          stages[stage.getInt()])
+        return f.emitError("expected one function per pipeline stage "
+                           "0..")
+               << meta.pp - 1 << " (attribute " << llm::kStageAttr << ")";
+      stages[stage.getInt()] = f;
+    }
+    for (auto [s, f] : llvm::enumerate(stages))
+      if (!f)
+        return module.emitError("has no function for pipeline stage ") << s;
+  }
   std::vector<fb::Offset<plan::Program>> programs;
   for (int rank = 0; rank < worldSize; ++rank) {
-    func::FuncOp func = funcs.size() == 1 ? funcs.front() : funcs[rank];
+    int stage = rank / (meta.dp * meta.tp);
     FailureOr<fb::Offset<plan::Program>> program =
-        ProgramWriter(fbb, func).write(rank);
+        ProgramWriter(fbb, stages[stage]).write(rank, stage);
     if (failed(program))
       return failure();
     programs.push_back(*program);

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Compile.h"
+#include "Pipeline.h"
 #include "Report.h"
 
 #include "dialects/llm/LlmDialect.h"
@@ -83,8 +84,9 @@ static void setPipelineOptions(const TrainOptions &t,
   o.zero = t.zero;
   o.gradReduceDtype = t.gradReduceDtype;
   o.firstBucketMb = t.firstBucketMb;
-  o.microbatches = t.globalBatch / (t.dp * (t.microBatch ? t.microBatch
-                                                        : t.globalBatch / t.dp));
+  o.microbatches = t.numMicrobatches();
+  o.schedule = t.schedule;
+  o.ppSplit = t.ppSplit;
   o.lossScale = t.lossScaleMode() != "none";
 }
 
@@ -147,7 +149,7 @@ static LogicalResult applyShardFlags(ModuleOp module,
 
 /// The training configuration stored in the plan (docs/plan-format.md).
 static std::string trainConfigJson(const TrainOptions &t) {
-  int64_t micro = t.microBatch ? t.microBatch : t.globalBatch / t.dp;
+  int64_t micro = t.microBatchSize();
   nlohmann::json j = {{"seq_len", t.seqLen},
                       {"micro_batch_size", micro},
                       {"global_batch_size", t.globalBatch},
@@ -163,6 +165,8 @@ static std::string trainConfigJson(const TrainOptions &t) {
                       {"clip_grad_norm", t.clipGradNorm},
                       {"clip_grad_value", t.clipGradValue},
                       {"precision", t.precision}};
+  if (t.pp > 1)
+    j["pipeline"] = {{"schedule", t.schedule}, {"split", t.ppSplit}};
   // The runtime owns the scale (GradScaler semantics, docs/plan-format.md).
   std::string mode = t.lossScaleMode();
   if (mode != "none")
@@ -208,7 +212,7 @@ int llamac::runCompile(const CompileOptions &options) {
   context.loadAllAvailableDialects();
   GraphShape shape;
   shape.seqLen = train.seqLen;
-  shape.batch = train.microBatch ? train.microBatch : train.globalBatch / train.dp;
+  shape.batch = train.microBatchSize();
   shape.globalTokens = train.globalBatch * train.seqLen;
   OwningOpRef<ModuleOp> module = buildForwardGraph(context, config, shape);
   if (failed(verify(*module)))
@@ -220,6 +224,16 @@ int llamac::runCompile(const CompileOptions &options) {
   if (failed(applyShardFlags(*module, train.shards, error)))
     return fail(error);
 
+  if (!options.scheduleSvg.empty() && train.pp == 1)
+    return fail("--schedule-svg needs --pp > 1 (it draws the pipeline "
+                "schedule)");
+  if (train.pp > 1 && train.numMicrobatches() < train.pp)
+    llvm::errs() << "llamac compile: warning: " << train.numMicrobatches()
+                 << " microbatch" << (train.numMicrobatches() == 1 ? "" : "es")
+                 << " for " << train.pp
+                 << " pipeline stages: stages idle most of the step (use "
+                    "--microbatches "
+                 << train.pp << " or more)\n";
   if (train.precision == "fp16" && train.lossScaleMode() == "none")
     llvm::errs() << "llamac compile: warning: --precision fp16 with "
                     "--loss-scale none: gradients below 6e-8 flush to zero "
@@ -250,13 +264,17 @@ int llamac::runCompile(const CompileOptions &options) {
   timer.done("training pipeline");
   if (options.emit == "llm")
     return emitIR(*module, options.output);
-  CostSummary costs;
+  // Costs on the llm ops (per stage with pipeline stages).
+  PipelineSummary schedule;
+  bool piped = summarizePipeline(*module, schedule);
+  std::vector<CostSummary> costs;
+  SmallVector<func::FuncOp> funcs(module->getOps<func::FuncOp>());
   if (options.report) {
     int64_t ranks = train.dp * train.tp * train.pp;
     double tokens = double(train.globalBatch) * double(train.seqLen);
-    costs = summarizeCosts(*module->getOps<func::FuncOp>().begin(),
-                           config.flopsPerToken(train.seqLen) * tokens /
-                               double(ranks));
+    for (func::FuncOp f : funcs)
+      costs.push_back(summarizeCosts(
+          f, config.flopsPerToken(train.seqLen) * tokens / double(ranks)));
   }
 
   // 4. Lowering to runtime kernels and the memory plan.
@@ -265,9 +283,23 @@ int llamac::runCompile(const CompileOptions &options) {
   if (failed(lower.run(*module)))
     return fail("lowering to the runtime failed (see the diagnostic above)");
   timer.done("lower + memory plan");
-  if (options.report)
-    printReport(*module->getOps<func::FuncOp>().begin(), config.name,
-                {train.pp, train.dp, train.tp}, costs, llvm::outs());
+  if (piped)
+    addPipelineMemory(*module, schedule);
+  if (options.report) {
+    for (auto [i, f] : llvm::enumerate(funcs)) {
+      if (piped)
+        llvm::outs() << "== pipeline stage " << i << " of " << train.pp
+                     << " (ranks " << i * train.dp * train.tp << ".."
+                     << (i + 1) * train.dp * train.tp - 1 << ") ==\n";
+      printReport(f, config.name, {train.pp, train.dp, train.tp}, costs[i],
+                  llvm::outs());
+    }
+    if (piped)
+      printPipelineReport(schedule, llvm::outs());
+  }
+  if (!options.scheduleSvg.empty() &&
+      !writeScheduleSvg(schedule, options.scheduleSvg, error))
+    return fail(error);
   if (options.emit == "lrt")
     return emitIR(*module, options.output);
 
@@ -292,10 +324,12 @@ int llamac::runCompile(const CompileOptions &options) {
   file->keep();
   timer.done("write plan");
 
-  auto func = *module->getOps<func::FuncOp>().begin();
   int ranks = train.dp * train.tp * train.pp;
-  int64_t arena =
-      func->getAttrOfType<IntegerAttr>(lrt::kArenaBytesAttr).getInt();
+  int64_t arena = 0; // the largest stage's
+  for (func::FuncOp f : funcs)
+    arena = std::max(arena,
+                     f->getAttrOfType<IntegerAttr>(lrt::kArenaBytesAttr)
+                         .getInt());
   if (!options.quiet)
     llvm::outs() << "wrote " << options.output << ": " << config.name << ", "
                << config.numParameters() << " parameters, " << ranks

@@ -18,6 +18,8 @@ struct CompileOptions {
   bool quiet = false; ///< No summary line after writing the plan.
   /// Print per-rank memory and the collectives of one step (--report).
   bool report = false;
+  /// With pipeline stages: write the schedule's timeline here (SVG).
+  std::string scheduleSvg;
 };
 
 /// Runs the compiler; returns the process exit code. Errors are printed as

@@ -77,6 +77,19 @@ void TrainOptions::addFlags(CLI::App &app) {
   app.add_option("--dp", dp, "Data-parallel size")->check(kPositive);
   app.add_option("--tp", tp, "Tensor-parallel size")->check(kPositive);
   app.add_option("--pp", pp, "Pipeline-parallel size")->check(kPositive);
+  app.add_option("--schedule", schedule,
+                 "Pipeline schedule: 1f1b (default; at most pp microbatches "
+                 "in flight per stage) or gpipe (all forwards, then all "
+                 "backwards)")
+      ->check(CLI::IsMember({"gpipe", "1f1b"}));
+  app.add_option("--pp-split", ppSplit,
+                 "Pipeline stage boundaries: the first layer of stages "
+                 "1..pp-1, comma-separated, e.g. 3,6,9 (default: balanced "
+                 "by the cost model)");
+  app.add_option("--microbatches", microbatches,
+                 "Microbatches per step (sets --micro-batch-size to global "
+                 "batch / (dp x M))")
+      ->check(kPositive);
   app.add_option("--zero", zero,
                  "ZeRO stage: 1 splits the AdamW moments over the "
                  "data-parallel ranks (gradients reduce-scattered, weights "
@@ -136,12 +149,27 @@ bool TrainOptions::validate(std::string &error) const {
             " (or be 0 for a constant rate)";
     return false;
   }
-  if (pp != 1) {
-    error = "layout dp=" + std::to_string(dp) + " tp=" + std::to_string(tp) +
-            " pp=" + std::to_string(pp) +
-            " is not supported yet: pipeline parallelism is not implemented "
-            "(use --pp 1)";
+  if (!ppSplit.empty() && pp == 1) {
+    error = "--pp-split needs --pp > 1 (it places the pipeline stage "
+            "boundaries)";
     return false;
+  }
+  if (microbatches > 0) {
+    if (globalBatch % (dp * microbatches) != 0) {
+      error = "--microbatches " + std::to_string(microbatches) +
+              ": --global-batch-size " + std::to_string(globalBatch) +
+              " is not divisible by dp x microbatches (" +
+              std::to_string(dp) + " x " + std::to_string(microbatches) +
+              ")";
+      return false;
+    }
+    if (microBatch && microBatch * dp * microbatches != globalBatch) {
+      error = "--microbatches " + std::to_string(microbatches) +
+              " and --micro-batch-size " + std::to_string(microBatch) +
+              " disagree: dp x micro batch x microbatches must be the "
+              "global batch " + std::to_string(globalBatch);
+      return false;
+    }
   }
   if (!(bucketCapMb > 0) || !(firstBucketMb > 0)) {
     char buf[128];
@@ -198,7 +226,7 @@ bool TrainOptions::validate(std::string &error) const {
       return false;
     }
   }
-  int64_t micro = microBatch ? microBatch : globalBatch / dp;
+  int64_t micro = microBatchSize();
   if (globalBatch % (micro * dp) != 0) {
     error = "--global-batch-size " + std::to_string(globalBatch) +
             " is not divisible by dp x --micro-batch-size (" +
@@ -209,6 +237,14 @@ bool TrainOptions::validate(std::string &error) const {
     return false;
   }
   return true;
+}
+
+int64_t TrainOptions::microBatchSize() const {
+  if (microBatch)
+    return microBatch;
+  if (microbatches > 0 && globalBatch % (dp * microbatches) == 0)
+    return globalBatch / (dp * microbatches);
+  return globalBatch / dp;
 }
 
 std::string TrainOptions::lossScaleMode() const {

@@ -31,6 +31,12 @@ struct TrainOptions {
   double clipGradNorm = 1.0;
   double clipGradValue = 0.0;
   int64_t dp = 1, tp = 1, pp = 1;
+  /// Pipeline parallelism: the schedule (gpipe | 1f1b) and user stage
+  /// boundaries (the first layer of stages 1..pp-1, comma-separated).
+  std::string schedule = "1f1b";
+  std::string ppSplit;
+  /// --microbatches M: micro batch = global batch / (dp * M); 0: unset.
+  int64_t microbatches = 0;
   bool sequenceParallel = false;
   int64_t zero = 0; ///< ZeRO stage (0 or 1)
   std::string gradReduceDtype = "fp32"; ///< data-parallel gradient sums
@@ -48,6 +54,13 @@ struct TrainOptions {
   int64_t lossScaleWindow = 2000;  ///< dynamic: finite steps before growth
   int64_t lossScaleHysteresis = 1; ///< dynamic: overflows before backoff
   double minLossScale = 1.0;
+
+  /// Sequences per microbatch per data-parallel rank after defaults.
+  int64_t microBatchSize() const;
+  /// Microbatches per step (gradient accumulation, pipeline).
+  int64_t numMicrobatches() const {
+    return globalBatch / (dp * microBatchSize());
+  }
 
   /// The loss-scale mode after defaults: "none", "dynamic" or "static".
   std::string lossScaleMode() const;

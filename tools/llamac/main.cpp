@@ -77,6 +77,10 @@ int main(int argc, char **argv) {
   compileCmd->add_flag("--report", compile.report,
                        "Print per-rank parameter, gradient, optimizer and "
                        "arena bytes and every collective of a step");
+  compileCmd->add_option("--schedule-svg", compile.scheduleSvg,
+                         "With --pp > 1: draw the pipeline schedule (stages "
+                         "as rows, microbatches' forward and backward as "
+                         "boxes, cost-model times) into this SVG file");
   compileCmd->add_flag("--timing", compile.timing,
                        "Print compile time per phase");
 
