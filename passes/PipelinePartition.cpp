@@ -17,11 +17,11 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/BitVector.h"
-#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/StringExtras.h"
 
 #include <limits>
+#include <map>
 
 #define DEBUG_TYPE "llm-pipeline-partition"
 
@@ -118,14 +118,6 @@ static SmallVector<Task> scheduleOf(StringRef schedule, int s, int P, int M) {
   return tasks;
 }
 
-static int64_t typeBytes(Type type) {
-  auto t = dyn_cast<RankedTensorType>(type);
-  if (!t || !t.hasStaticShape())
-    return 0;
-  return t.getNumElements() *
-         std::max<int64_t>(1, t.getElementTypeBitWidth() / 8);
-}
-
 namespace {
 /// The split of units into stages and everything needed to build the
 /// stages' functions.
@@ -171,13 +163,17 @@ private:
   int L = 0; ///< Transformer layers.
   int M = 1; ///< Microbatches.
   llvm::DenseMap<Operation *, OpInfo> info;
-  llvm::MapVector<Value, int> argMicrobatch;
+  llvm::DenseMap<Value, int> argMicrobatch;
   SmallVector<int> stageOfLayer;
   /// Per unit: roofline seconds of one step, parameter memory (bytes).
   SmallVector<double> time, memory;
   SmallVector<Operation *> order; ///< The step's ops in program order.
-  /// Transfers: (value, receiving stage) -> tag, in program order.
-  llvm::MapVector<std::pair<Value, int>, int64_t> transfers;
+  /// The ops of each (microbatch, phase), in program order.
+  std::map<std::pair<int, Phase>, SmallVector<Operation *>> opsOf;
+  /// Transfers: (value, receiving stage) -> tag (numbered in program
+  /// order); and by value, the (receiving stage, tag) of each send.
+  llvm::DenseMap<std::pair<Value, int>, int64_t> transfers;
+  llvm::DenseMap<Value, SmallVector<std::pair<int, int64_t>>> sendsOf;
 };
 } // namespace
 
@@ -243,6 +239,7 @@ LogicalResult Partitioner::classify() {
     i.phase = i.microbatch < 0      ? Phase::Step
               : forward.count(op) ? Phase::Forward
                                   : Phase::Backward;
+    opsOf[{i.microbatch, i.phase}].push_back(op);
   }
 
   // Units.
@@ -324,7 +321,7 @@ LogicalResult Partitioner::chooseStages(StringRef split) {
       auto role = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
                                                     llm::kRoleAttr);
       int copies = role && role.getValue() == "param" ? 2 : 1;
-      memory[*u] += double(copies * typeBytes(arg.getType()));
+      memory[*u] += double(copies * llm::typeBytes(arg.getType()));
     }
   }
   SmallVector<int> firsts; // first layer of stages 1..P-1
@@ -418,6 +415,7 @@ LogicalResult Partitioner::analyze(StringRef split) {
         return op->emitError("more than ")
                << dist::kMaxTransferTag
                << " values cross pipeline stages in one step";
+      sendsOf[v].push_back({s, tag});
       transfers[{v, s}] = tag++;
     }
   }
@@ -539,33 +537,27 @@ LogicalResult Partitioner::buildStage(int s) {
     clone->setOperands(operands);
     markTask(clone, i.microbatch, i.phase);
     for (Value r : op->getResults())
-      for (auto &[key, tag] : transfers)
-        if (key.first == r) {
-          auto send = dist::SendOp::create(b, op->getLoc(), map.lookup(r),
-                                           key.second, tag);
-          markTask(send, i.microbatch, i.phase);
-        }
+      for (auto [to, tag] : sendsOf.lookup(r)) {
+        auto send =
+            dist::SendOp::create(b, op->getLoc(), map.lookup(r), to, tag);
+        markTask(send, i.microbatch, i.phase);
+      }
   };
 
   // 0. Parameters another stage reads (a tied embedding's weight).
-  for (auto &[key, tag] : transfers)
-    if (auto arg = dyn_cast<BlockArgument>(key.first))
-      if (stageOfValue(arg) == s)
-        dist::SendOp::create(b, func.getLoc(), map.lookup(arg), key.second,
-                             tag);
+  for (BlockArgument arg : func.getArguments())
+    if (stageOfValue(arg) == s)
+      for (auto [to, tag] : sendsOf.lookup(arg))
+        dist::SendOp::create(b, func.getLoc(), map.lookup(arg), to, tag);
   // 1. Per-step ops (parameter casts), 2. the schedule's tasks. The
   //    whole-model reductions come in the last backward task, in program
   //    order, on every stage alike.
-  for (Operation *op : order)
-    if (info[op].phase == Phase::Step && stageOf(op) == s)
-      emit(op, {-1, Phase::Step});
-  for (Task task : scheduleOf(schedule, s, P, M))
-    for (Operation *op : order) {
-      const OpInfo &i = info[op];
-      if (i.microbatch != task.microbatch || i.phase != task.phase)
-        continue;
+  SmallVector<Task> tasks{{-1, Phase::Step}};
+  tasks.append(scheduleOf(schedule, s, P, M));
+  for (Task task : tasks)
+    for (Operation *op : opsOf[{task.microbatch, task.phase}]) {
       int t = stageOf(op);
-      if (t == s || t == kReduction)
+      if (t == s || (t == kReduction && task.phase != Phase::Step))
         emit(op, task);
     }
 

@@ -38,14 +38,16 @@ double llamac::llm::estimateSeconds(Operation *op) {
                   double(cost.estimateBytes()) / kPeakBytesPerSecond);
 }
 
+int64_t llamac::llm::typeBytes(Type type) {
+  auto t = dyn_cast<RankedTensorType>(type);
+  if (!t || !t.hasStaticShape())
+    return 0;
+  return t.getNumElements() *
+         std::max<int64_t>(1, t.getElementTypeBitWidth() / 8);
+}
+
 int64_t llamac::llm::tensorBytes(Operation *op) {
-  auto bytes = [](Value v) -> int64_t {
-    auto t = dyn_cast<RankedTensorType>(v.getType());
-    if (!t)
-      return 0;
-    return t.getNumElements() *
-           std::max<int64_t>(1, t.getElementTypeBitWidth() / 8);
-  };
+  auto bytes = [](Value v) { return typeBytes(v.getType()); };
   int64_t total = 0;
   for (Value v : op->getOperands())
     total += bytes(v);

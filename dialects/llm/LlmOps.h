@@ -16,6 +16,8 @@ namespace llamac::llm {
 /// operand and result tensor's bytes once.
 int64_t elementwiseFlops(mlir::Operation *op);
 int64_t tensorBytes(mlir::Operation *op);
+/// Bytes of a ranked tensor type (at least one per element); 0 otherwise.
+int64_t typeBytes(mlir::Type type);
 /// The roofline time of one execution of `op` on a nominal accelerator
 /// (100 TFLOP/s, 2 TB/s): max(flops / peak, bytes / bandwidth) from
 /// CostModelOpInterface; 0 for ops without it. Pipeline-stage balancing

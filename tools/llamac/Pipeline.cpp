@@ -1,5 +1,6 @@
 //===- Pipeline.cpp - Pipeline schedule: report and picture ---------------===//
 #include "Pipeline.h"
+#include "Report.h"
 
 #include "dialects/llm/LlmOps.h"
 #include "dialects/lrt/LrtDialect.h"
@@ -14,12 +15,6 @@
 
 using namespace mlir;
 using namespace llamac;
-
-static int64_t bytesOf(Type type) {
-  auto t = cast<RankedTensorType>(type);
-  return t.getNumElements() *
-         std::max<int64_t>(1, t.getElementTypeBitWidth() / 8);
-}
 
 /// The stage functions in stage order (empty when there are none).
 static std::vector<func::FuncOp> stageFuncs(ModuleOp module) {
@@ -120,23 +115,9 @@ void llamac::addPipelineMemory(ModuleOp module, PipelineSummary &summary) {
   std::vector<func::FuncOp> funcs = stageFuncs(module);
   for (size_t s = 0; s < funcs.size() && s < summary.stages.size(); ++s) {
     PipelineStage &stage = summary.stages[s];
-    func::FuncOp f = funcs[s];
-    stage.params = stage.moments = stage.grads = 0;
-    for (unsigned i = 0; i < f.getNumArguments(); ++i) {
-      auto role = f.getArgAttrOfType<StringAttr>(i, llm::kRoleAttr);
-      int64_t bytes = bytesOf(f.getArgument(i).getType());
-      if (role && role.getValue() == "param")
-        stage.params += bytes;
-      else if (role && (role.getValue() == "adam_m" ||
-                        role.getValue() == "adam_v"))
-        stage.moments += bytes;
-    }
-    f.walk([&](lrt::KernelOp k) {
-      if (k.getKernel() == "adamw")
-        stage.grads += bytesOf(k.getInputs()[1].getType());
-    });
-    if (auto a = f->getAttrOfType<IntegerAttr>(lrt::kArenaBytesAttr))
-      stage.arena = a.getInt();
+    RankMemory m = rankMemory(funcs[s]);
+    stage.params = m.params, stage.grads = m.grads;
+    stage.moments = m.moments, stage.arena = m.arena;
   }
 }
 

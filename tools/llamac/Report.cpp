@@ -20,10 +20,26 @@
 using namespace mlir;
 using namespace llamac;
 
-static int64_t bytesOf(Type type) {
-  auto t = cast<RankedTensorType>(type);
-  return t.getNumElements() *
-         std::max<int64_t>(1, t.getElementTypeBitWidth() / 8);
+static int64_t bytesOf(Type type) { return llm::typeBytes(type); }
+
+RankMemory llamac::rankMemory(func::FuncOp func) {
+  RankMemory m;
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    auto role = func.getArgAttrOfType<StringAttr>(i, llm::kRoleAttr);
+    int64_t bytes = bytesOf(func.getArgument(i).getType());
+    if (role && role.getValue() == "param")
+      m.params += bytes;
+    else if (role &&
+             (role.getValue() == "adam_m" || role.getValue() == "adam_v"))
+      m.moments += bytes;
+  }
+  func.walk([&](lrt::KernelOp k) {
+    if (k.getKernel() == "adamw")
+      m.grads += bytesOf(k.getInputs()[1].getType());
+  });
+  if (auto a = func->getAttrOfType<IntegerAttr>(lrt::kArenaBytesAttr))
+    m.arena = a.getInt();
+  return m;
 }
 
 static std::string human(int64_t bytes) {
@@ -76,22 +92,7 @@ void llamac::printReport(func::FuncOp func, const std::string &model,
      << "; every rank runs the same program)\n";
 
   // 1. Memory of one rank.
-  int64_t params = 0, moments = 0, grads = 0;
-  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
-    auto role = func.getArgAttrOfType<StringAttr>(i, llm::kRoleAttr);
-    int64_t bytes = bytesOf(func.getArgument(i).getType());
-    if (role && role.getValue() == "param")
-      params += bytes;
-    else if (role && (role.getValue() == "adam_m" || role.getValue() == "adam_v"))
-      moments += bytes;
-  }
-  func.walk([&](lrt::KernelOp k) {
-    if (k.getKernel() == "adamw")
-      grads += bytesOf(k.getInputs()[1].getType());
-  });
-  int64_t arena = 0;
-  if (auto a = func->getAttrOfType<IntegerAttr>(lrt::kArenaBytesAttr))
-    arena = a.getInt();
+  auto [params, grads, moments, arena] = rankMemory(func);
   os << "per rank:\n";
   os << llvm::format("  %-18s %12s\n", "parameters", human(params).c_str());
   os << llvm::format("  %-18s %12s   (the AdamW inputs, in the arena)\n",

@@ -21,6 +21,14 @@ struct CostSummary {
   /// 6N + 12LHQT per token (DESIGN A6) times the rank's tokens per step.
   double modelFlops = 0;
 };
+/// Bytes one rank holds: parameters, gradients (the AdamW inputs),
+/// optimizer state (AdamW moments) and the activation arena, of a lowered,
+/// memory-planned program.
+struct RankMemory {
+  int64_t params = 0, grads = 0, moments = 0, arena = 0;
+};
+RankMemory rankMemory(mlir::func::FuncOp func);
+
 /// Sums the estimates of every op of `func`.
 CostSummary summarizeCosts(mlir::func::FuncOp func, double modelFlops);
 
