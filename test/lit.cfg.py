@@ -52,3 +52,13 @@ except Exception:
     lit_config.note("torch not importable by %s: parity tests are skipped"
                     % config.torch_python)
 config.substitutions.append(("%python", config.python_executable))
+
+# A usable NVIDIA GPU (the driver answers nvidia-smi -L with a GPU): the
+# CUDA-only checks run, and the "no GPU" error checks do not.
+try:
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                         timeout=30)
+    if out.returncode == 0 and "GPU" in out.stdout:
+        config.available_features.add("cuda-gpu")
+except Exception:
+    pass

@@ -133,7 +133,33 @@ void *Executor::tensorPointer(int index) const {
   const plan::Tensor &t = *program_->tensors()->Get(index);
   if (t.storage() == Storage::Arena)
     return static_cast<char *>(arena_) + t.offset();
-  return arguments_[t.offset()].data;
+  return device_ ? deviceArguments_[t.offset()] : arguments_[t.offset()].data;
+}
+
+void Executor::releaseDeviceMemory() {
+  for (void *p : deviceAllocations_)
+    device_->release(p);
+  deviceAllocations_.clear();
+  deviceArguments_.clear();
+}
+
+bool Executor::isStateArgument(int a) const {
+  const plan::Argument &arg = argumentInfo(a);
+  if (!arg.role())
+    return false;
+  const std::string role = arg.role()->str();
+  return role == "param" || role == "adam_m" || role == "adam_v";
+}
+
+bool Executor::syncToHost(std::string &error) {
+  if (!device_ || !stateOnDevice_)
+    return true;
+  for (int a = 0; a < numArguments(); ++a)
+    if (isStateArgument(a) &&
+        !device_->download(arguments_[a].data, deviceArguments_[a],
+                           arguments_[a].bytes, error))
+      return false;
+  return true;
 }
 
 /// The communicator of executors that are given none: one rank alone.
@@ -146,6 +172,8 @@ Executor::~Executor() {
   drainBuckets();
   std::string ignored; // A failed run already has its error.
   waitSends(ignored);
+  if (device_)
+    releaseDeviceMemory();
 }
 
 bool Executor::waitSends(std::string &error) {
@@ -197,7 +225,7 @@ bool Executor::resolveTransfer(Op &op, const plan::Tensor &t,
     send.op = static_cast<int32_t>(ops_.size());
     const std::string what = "the staging buffer of instr " +
                              std::to_string(op.instr) + " 'send'";
-    if (s[0] > 0 && !(send.staging = allocate(s[0], what, error)))
+    if (s[0] > 0 && !(send.staging = memory(s[0], what, error)))
       return false;
     s[3] = static_cast<int64_t>(sends_.size());
     sends_.push_back(send);
@@ -223,6 +251,10 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
     waitSends(ignored);
   }
   sends_.clear();
+  if (device_)
+    releaseDeviceMemory();
+  stateOnDevice_ = false;
+  hostResults_.clear();
   program_ = &program;
   comm_ = comm ? comm : &singleRank();
   arenaBytes_ = program.arena_bytes();
@@ -239,12 +271,15 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
   scratch_ = nullptr;
   scratchBytes_ = 0;
 
-  // 1. Memory: the arena and one buffer per argument.
+  // 1. Memory: the arena and one buffer per argument (with a device: in
+  // device memory, and a host mirror of each argument).
+  int numArgs = program.arguments() ? program.arguments()->size() : 0;
+  if (device_ && !checkDeviceFits(program, numArgs, error))
+    return false;
   arena_ = nullptr;
   if (arenaBytes_ > 0 &&
-      !(arena_ = allocate(arenaBytes_, "the activation arena", error)))
+      !(arena_ = memory(arenaBytes_, "the activation arena", error)))
     return false;
-  int numArgs = program.arguments() ? program.arguments()->size() : 0;
   for (int a = 0; a < numArgs; ++a) {
     const plan::Argument &arg = *program.arguments()->Get(a);
     const plan::Tensor &t = *program.tensors()->Get(arg.tensor());
@@ -256,6 +291,12 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
     if (!(buf.data = allocate(buf.bytes, what, error)))
       return false;
     arguments_.push_back(buf);
+    if (device_) {
+      void *d = memory(buf.bytes, what, error);
+      if (!d)
+        return false;
+      deviceArguments_.push_back(d);
+    }
     // Where this rank's block lies in the full tensor.
     Shard shard;
     if (t.shape()) // Absent for a scalar.
@@ -305,7 +346,8 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
                                res->param() ? res->param()->str() : "");
       if (owner >= 0)
         copyBacks_.push_back({tensorPointer(res->tensor()),
-                              arguments_[owner].data,
+                              device_ ? deviceArguments_[owner]
+                                      : arguments_[owner].data,
                               static_cast<size_t>(arguments_[owner].bytes)});
     }
   }
@@ -433,6 +475,7 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
       s[2] = static_cast<int64_t>(reduction);
       groupAxes_.emplace_back(op.attrs.list[0]->begin(),
                               op.attrs.list[0]->end());
+      comm::gridAxesMask(groupAxes_.back(), op.groupMask, why); // Verified.
       if (!comm_->hasGrid()) {
         error =
             instrError(op, "the communicator (" + std::string(comm_->name()) +
@@ -455,6 +498,7 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
       s[2] = static_cast<int64_t>(reduction);
       groupAxes_.emplace_back(op.attrs.list[0]->begin(),
                               op.attrs.list[0]->end());
+      comm::gridAxesMask(groupAxes_.back(), op.groupMask, why); // Verified.
       if (!comm_->hasGrid()) {
         error =
             instrError(op, "the communicator (" + std::string(comm_->name()) +
@@ -514,14 +558,19 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
   }
   if (scratchBytes_ > 0 &&
       !(scratch_ =
-            allocate(scratchBytes_,
-                     "the all_gather / reduce_scatter scratch buffer", error)))
+            memory(scratchBytes_,
+                   "the all_gather / reduce_scatter scratch buffer", error)))
     return false;
+
+  for (Op &op : ops_)
+    if ((op.kernel == Kernel::AllGather || op.kernel == Kernel::ReduceScatter) &&
+        op.size[3] > 1 && op.size[2] > 1)
+      op.scratch = scratch_;
 
   // 3. The f32 copies of 16-bit operands: one buffer that every instruction
   // reuses, and the operand pointers into it.
   if (conversionBytes_ > 0) {
-    if (!(conversionScratch_ = allocate(
+    if (!(conversionScratch_ = memory(
               conversionBytes_, "the f32 copies of bf16/f16 operands", error)))
       return false;
     char *base = static_cast<char *>(conversionScratch_);
@@ -539,6 +588,56 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
       }
     }
   }
+  // 4. The device's own resolution (its scratch, operand lists) and the
+  // host copies of the scalar results.
+  if (device_) {
+    for (Op &op : ops_)
+      if (!device_->prepare(op, listOperands_.data() + op.listBegin, error)) {
+        error = instrError(op, error);
+        return false;
+      }
+    if (!device_->finishPrepare(error))
+      return false;
+    hostResults_.assign(program.results() ? program.results()->size() : 0,
+                        std::numeric_limits<float>::quiet_NaN());
+  }
+  return true;
+}
+
+void *Executor::memory(int64_t bytes, const std::string &what,
+                       std::string &error) {
+  if (!device_)
+    return allocate(bytes, what, error);
+  void *p = device_->allocate(bytes, what, error);
+  if (p)
+    deviceAllocations_.push_back(p);
+  return p;
+}
+
+bool Executor::checkDeviceFits(const plan::Program &program, int numArgs,
+                               std::string &error) {
+  if (comm_->size() > 1 && !device_->connect(*comm_, error)) {
+    error = device_->name() + " cannot run this job of " +
+            std::to_string(comm_->size()) + " ranks: " + error;
+    return false;
+  }
+  int64_t args = 0;
+  for (int a = 0; a < numArgs; ++a) {
+    const plan::Tensor &t =
+        *program.tensors()->Get(program.arguments()->Get(a)->tensor());
+    args += numElements(t) * dtypeBytes(t.dtype());
+  }
+  const int64_t need = program.arena_bytes() + args;
+  const int64_t free = device_->freeBytes();
+  if (free >= 0 && need > free) {
+    auto mib = [](int64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20); };
+    error = "out of device memory: the plan needs " + mib(need) +
+            " MiB (activation arena " + mib(program.arena_bytes()) +
+            " MiB, parameters and optimizer state " + mib(args) +
+            " MiB, before scratch) but " + device_->name() + " has " +
+            mib(free) + " MiB free";
+    return false;
+  }
   return true;
 }
 
@@ -552,6 +651,8 @@ void Executor::planConversions(Op &op, const plan::Instr &instr) {
       op.kernel == Kernel::Recv)
     return; // send and recv move bytes, whatever the dtype.
   const auto &tensors = *program_->tensors();
+  if (device_ && uniformOperands(op, instr))
+    return; // The device runs it in its one dtype (op.dtype).
   auto bytesOf = [](int64_t n) { return (n * 4 + 63) / 64 * 64; };
   int64_t used = 0;
   op.convBegin = static_cast<int32_t>(conversions_.size());
@@ -596,6 +697,53 @@ void Executor::planConversions(Op &op, const plan::Instr &instr) {
     ++op.narrowCount;
   }
   conversionBytes_ = std::max(conversionBytes_, used);
+}
+
+bool Executor::uniformOperands(Op &op, const plan::Instr &instr) const {
+  // The float tensors but those f32 by contract.
+  const auto &tensors = *program_->tensors();
+  bool found = false;
+  DType common = DType::F32;
+  auto visit = [&](const flatbuffers::Vector<int32_t> *list, bool outputs) {
+    const int n = list ? static_cast<int>(list->size()) : 0;
+    for (int i = 0; i < n; ++i) {
+      const plan::Tensor &t = *tensors.Get(list->Get(i));
+      const DType d = t.dtype();
+      if (d != DType::F32 && !isLowPrecision(d))
+        continue; // Ids, the step counter.
+      // The operands that are f32 whatever the storage type: attention's
+      // lse, and the scalars (loss, dloss, scale's factor).
+      const Kernel k = op.kernel;
+      const bool f32Operand =
+          (k == Kernel::Attention && outputs && i == 1) ||
+          (k == Kernel::AttentionGrad && !outputs && i == 5) ||
+          ((k == Kernel::CrossEntropy || k == Kernel::CrossEntropyFromStats) &&
+           outputs && i == 0) ||
+          ((k == Kernel::CrossEntropyGrad ||
+            k == Kernel::CrossEntropyGradFromStats) &&
+           !outputs && i == 0) ||
+          (k == Kernel::Scale && !outputs && i == 1);
+      if (f32Operand) {
+        if (d != DType::F32)
+          return false; // Given f32 copies, as the device kernels read f32.
+        continue;
+      }
+      if (found && d != common)
+        return false;
+      found = true;
+      common = d;
+    }
+    return true;
+  };
+  if (!visit(instr.inputs(), false) || !visit(instr.outputs(), true))
+    return false;
+  // Reductions over ranks add the f32 values and round once (the plan
+  // format's contract); NCCL would add in 16 bits.
+  if ((op.kernel == Kernel::AllReduce || op.kernel == Kernel::ReduceScatter) &&
+      isLowPrecision(common))
+    return false;
+  op.dtype = common;
+  return true;
 }
 
 void Executor::convertOperands(const Op &op, bool before) const {
@@ -696,6 +844,7 @@ bool Executor::resolveBlocks(Op &op, const plan::Tensor &x,
   } else if (op.kernel == Kernel::AllSlice) {
     s[6] = pos.index;
   }
+  op.groupMask = mask;
   groupAxes_.push_back(std::move(axes));
   // Blocks of an inner dimension are strided: they are packed into (or
   // unpacked from) the scratch buffer around the collective.
@@ -1016,7 +1165,57 @@ bool Executor::operandsFinite(const Op &op) const {
   return true;
 }
 
+bool Executor::runOnDevice(std::string &error) {
+  // Per-step inputs every run; the state once after init().
+  for (int a = 0; a < numArguments(); ++a)
+    if ((!stateOnDevice_ || !isStateArgument(a)) &&
+        !device_->upload(deviceArguments_[a], arguments_[a].data,
+                         arguments_[a].bytes, error))
+      return false;
+  stateOnDevice_ = true;
+  auto enqueue = [this](std::string &err) -> bool {
+    for (const Op &op : ops_) {
+      std::string why;
+      bool ok = true;
+      const int32_t end = op.convBegin + op.widenCount + op.narrowCount;
+      for (int32_t c = op.convBegin; ok && c < op.convBegin + op.widenCount;
+           ++c)
+        ok = device_->convert(conversions_[c].from, conversions_[c].dtype,
+                              conversions_[c].to, DType::F32,
+                              conversions_[c].n, why);
+      ok = ok && device_->launch(op, why);
+      for (int32_t c = op.convBegin + op.widenCount; ok && c < end; ++c)
+        ok = device_->convert(conversions_[c].from, DType::F32,
+                              conversions_[c].to, conversions_[c].dtype,
+                              conversions_[c].n, why);
+      if (!ok) {
+        err = instrError(op, why);
+        return false;
+      }
+    }
+    for (const CopyBack &c : copyBacks_)
+      if (!device_->copy(const_cast<void *>(static_cast<const void *>(c.to)),
+                         c.from, static_cast<int64_t>(c.bytes), err))
+        return false;
+    return true;
+  };
+  if (!device_->runStep(enqueue, error))
+    return false;
+  // The scalar results (loss, grad_norm, lr, all_finite) for the host.
+  const auto &results = *program_->results();
+  for (flatbuffers::uoffset_t r = 0; r < results.size(); ++r) {
+    const plan::Tensor &t = *program_->tensors()->Get(results.Get(r)->tensor());
+    if (t.dtype() == DType::F32 && numElements(t) == 1 &&
+        !device_->download(&hostResults_[r], tensorPointer(results.Get(r)->tensor()),
+                           4, error))
+      return false;
+  }
+  return true;
+}
+
 bool Executor::run(std::string &error) {
+  if (device_)
+    return runOnDevice(error);
   // Decided once per run, not per instruction.
   if (!(trace_ ? runOps<true>(error) : runOps<false>(error)))
     return false;
@@ -1078,6 +1277,8 @@ const float *Executor::scalarResultPtr(const std::string &role) const {
   int r = findResult(role);
   if (r < 0)
     return nullptr;
+  if (device_)
+    return &hostResults_[r];
   return static_cast<const float *>(
       tensorPointer(program_->results()->Get(r)->tensor()));
 }

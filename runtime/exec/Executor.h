@@ -74,6 +74,24 @@
 // thread reduced the bucket; without, it runs a separate loop with no
 // timing at all.
 //
+// Devices (exec/Device.h, `llamac run --device cuda`): with setDevice()
+// before init(), the arena, the argument buffers and the scratch buffers
+// are device memory, and the kernels run on the device. argument() still
+// returns host memory: a mirror of each argument, so that the code that
+// fills and reads arguments (Init, Checkpoint, the trainer's data and
+// loss-scale writes) is the same for every backend. run() uploads the
+// per-step arguments (every role but param, adam_m, adam_v) before the
+// step, and the parameters and optimizer moments before the first step
+// after init() (the initial weights or a checkpoint); syncToHost() brings
+// those back (before a checkpoint is saved). Scalar results are downloaded
+// after each run, so scalarResultPtr() is host memory too; tensorData() is
+// device memory. An op whose float operands mix dtypes gets f32 copies on
+// the device, as on the CPU; the others run natively in their dtype.
+// In a job of several ranks the device joins the others at init()
+// (Device::connect: NCCL on GPUs) and runs the collectives itself; the
+// communicator given to init() serves the host side (the bootstrap,
+// checkpoints, error agreement).
+//
 // NOTE: run() does not advance `step`; the caller (Trainer) sets it before
 // each run.
 //
@@ -81,6 +99,7 @@
 #ifndef LLAMAC_RUNTIME_EXEC_EXECUTOR_H
 #define LLAMAC_RUNTIME_EXEC_EXECUTOR_H
 
+#include "exec/Device.h"
 #include "exec/KernelTable.h"
 #include "plan/PlanFormat.h"
 
@@ -131,6 +150,14 @@ public:
   bool init(const plan::Program &program, std::string &error) {
     return init(program, nullptr, error);
   }
+
+  /// Runs the next init()'s program on `device` (not owned; must outlive
+  /// the executor); nullptr: the CPU backend.
+  void setDevice(Device *device) { device_ = device; }
+  Device *device() const { return device_; }
+  /// With a device: copies the parameters and optimizer moments from the
+  /// device into their host buffers (argument()). Without one: nothing.
+  bool syncToHost(std::string &error);
 
   /// Executes the instructions in order, then waits for the sends it
   /// posted. Fails only when a collective or a transfer fails ("instr 12
@@ -211,27 +238,6 @@ private:
     size_t mappedBytes = 0; ///< 0: from posix_memalign.
     void operator()(void *p) const;
   };
-  /// One resolved instruction.
-  struct Op {
-    Kernel kernel;
-    void *in[7] = {};
-    void *out[3] = {};
-    int64_t size[7] = {}; ///< Kernel-specific sizes, see init().
-    AttrValues attrs;
-    /// Operands of global_norm, sum_squares, all_finite in listOperands_.
-    /// (The bucket kernels keep their span in in[0] / out[0].)
-    int32_t listBegin = 0, listCount = 0;
-    /// conversions_[convBegin, + widenCount) run before the kernel, the
-    /// next narrowCount after it.
-    int32_t convBegin = 0, widenCount = 0, narrowCount = 0;
-    int32_t instr = 0; ///< Index in Program.instrs, for errors.
-  };
-  /// An operand of a variadic kernel.
-  struct ListOperand {
-    const void *data;
-    int64_t n;
-    plan::DType dtype;
-  };
   /// A 16-bit operand's f32 copy: widened from the tensor (`from`) into
   /// the copy (`to`) before the kernel, or rounded from the copy into the
   /// tensor after it.
@@ -291,13 +297,39 @@ private:
                   std::string &error);
 
   void *allocate(int64_t bytes, const std::string &what, std::string &error);
+  /// allocate() on the CPU; Device::allocate with a device.
+  void *memory(int64_t bytes, const std::string &what, std::string &error);
+  /// With a device: connects it to the other ranks (a job of several),
+  /// and checks that the arena and the arguments fit.
+  bool checkDeviceFits(const plan::Program &program, int numArgs,
+                       std::string &error);
+  /// Whether op's float tensors (not its scalars or lse) share one dtype;
+  /// it is then op.dtype. Devices run such ops without f32 copies.
+  bool uniformOperands(Op &op, const plan::Instr &instr) const;
   void *tensorPointer(int index) const;
 
   /// The error of instruction op.instr: "instr 3 'all_reduce' (loc): why".
   std::string instrError(const Op &op, const std::string &why) const;
 
+  /// Device runs: run()'s loop, uploads and downloads.
+  bool runOnDevice(std::string &error);
+  /// Whether argument `a` is state the program updates (param, adam_m,
+  /// adam_v) rather than a per-step input.
+  bool isStateArgument(int a) const;
+
   const plan::Program *program_ = nullptr;
   comm::Comm *comm_ = nullptr;
+  Device *device_ = nullptr;
+  /// Device memory of this init(), released by device_.
+  std::vector<void *> deviceAllocations_;
+  void releaseDeviceMemory();
+  /// With a device: the device buffer of each argument (arguments_ holds
+  /// the host mirrors).
+  std::vector<void *> deviceArguments_;
+  /// Whether the device holds the current parameters and moments.
+  bool stateOnDevice_ = false;
+  /// With a device: host copies of the scalar results, by Result index.
+  std::vector<float> hostResults_;
   Trace *trace_ = nullptr;
   int64_t arenaBytes_ = 0;
   void *arena_ = nullptr;

@@ -42,6 +42,9 @@ std::string formatThousands(int64_t value) {
 
 namespace {
 
+/// Dense bf16 peak of an H100 / H200 SXM (the MFU denominator on GPUs).
+constexpr double kPeakFlops = 989e12;
+
 std::string format(const char *fmt, double value) {
   char buf[64];
   std::snprintf(buf, sizeof buf, fmt, value);
@@ -331,6 +334,8 @@ int runTraining(const RunOptions &options, std::string &error) {
   const LlamaConfig &model = plan.model;
   const TrainConfig &tc = plan.train;
   const comm::Grid grid{plan.plan->pp(), plan.plan->dp(), plan.plan->tp()};
+  // The device outlives the executor that runs on it.
+  std::unique_ptr<Device> device;
   Executor exec;
   BatchBuffers batch;
   io::TokenStream stream;
@@ -341,6 +346,17 @@ int runTraining(const RunOptions &options, std::string &error) {
   auto prepare = [&]() -> bool {
     if (!comm.setGrid(grid, error))
       return false;
+    if (options.device != "cpu") {
+      if (!options.tracePath.empty()) {
+        error = "--trace times kernels on the CPU backend only; it is not "
+                "supported with --device " + options.device;
+        return false;
+      }
+      if (!(device = createDevice(options.device, options.tf32,
+                                  options.cudaGraphs, error)))
+        return false;
+      exec.setDevice(device.get());
+    }
     if (!exec.init(plan.program(rank), &comm, error)) {
       error = options.planPath + ": " + error;
       return false;
@@ -461,11 +477,18 @@ int runTraining(const RunOptions &options, std::string &error) {
     const std::string ranks =
         world == 1 ? "1 rank"
                    : std::to_string(world) + " ranks, " + comm.name();
-    std::printf(
-        "layout %s (%s) | precision %s | device cpu | %d thread%s%s\n",
-        grid.toString().c_str(), ranks.c_str(),
-        plan.plan->precision() ? plan.plan->precision()->c_str() : "fp32",
-        threads, threads == 1 ? "" : "s", world == 1 ? "" : " per rank");
+    const std::string where =
+        device ? device->name() +
+                     (options.cudaGraphs ? ", CUDA graphs" : "") +
+                     (options.tf32 ? ", TF32" : "")
+               : "cpu | " + std::to_string(threads) + " thread" +
+                     (threads == 1 ? "" : "s") +
+                     (world == 1 ? "" : " per rank");
+    std::printf("layout %s (%s) | precision %s | device %s\n",
+                grid.toString().c_str(), ranks.c_str(),
+                plan.plan->precision() ? plan.plan->precision()->c_str()
+                                       : "fp32",
+                where.c_str());
     const std::string scratch =
         exec.scratchBytes() > 0
             ? ", scratch " + mib(exec.scratchBytes())
@@ -487,8 +510,10 @@ int runTraining(const RunOptions &options, std::string &error) {
                 static_cast<long long>(tc.microBatchSize),
                 accumulate.c_str(), grid.dp == 1 ? "" : " per dp rank");
     std::printf("FLOPs/token = 6N + 12*L*H*Q*T = %.4g (PaLM/torchtitan "
-                "convention)\n",
-                model.flopsPerToken(tc.seqLen));
+                "convention)%s\n",
+                model.flopsPerToken(tc.seqLen),
+                device ? "; mfu against 989 TFLOP/s (H100/H200 dense bf16)"
+                       : "");
     std::string init =
         options.resume
             ? "resumed from " + resumedFrom + " (step " +
@@ -631,7 +656,8 @@ int runTraining(const RunOptions &options, std::string &error) {
         !options.saveDir.empty() &&
         (done == options.steps ||
          (options.saveEvery > 0 && done % options.saveEvery == 0));
-    if (saveNow && !full.gather(exec, *plan.plan, error)) {
+    if (saveNow && !(exec.syncToHost(error) &&
+                     full.gather(exec, *plan.plan, error))) {
       bar.clear();
       error = "step " + std::to_string(done) + ": " + error;
       trace.discard();
@@ -664,6 +690,11 @@ int runTraining(const RunOptions &options, std::string &error) {
                 (skipped ? " | skipped (inf/nan gradients)" : "");
       line += " | " + formatThousands(static_cast<int64_t>(tokPerS)) +
               " tok/s";
+      if (device)
+        line += " | mfu " +
+                format("%.1f%%", 100.0 * tokPerS *
+                                     model.flopsPerToken(tc.seqLen) /
+                                     kPeakFlops);
       std::puts(line.c_str());
       std::fflush(stdout);
       double elapsed =
@@ -678,6 +709,8 @@ int runTraining(const RunOptions &options, std::string &error) {
                           {"lr", *lr},
                           {"grad_norm", nullptr},
                           {"tokens_per_s", tokPerS}};
+      if (device)
+        j["mfu"] = tokPerS * model.flopsPerToken(tc.seqLen) / kPeakFlops;
       if (gradNorm)
         j["grad_norm"] = *gradNorm;
       if (scaling) {

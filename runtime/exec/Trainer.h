@@ -138,6 +138,14 @@ struct RunOptions {
   std::string tracePath;
   /// CPU threads of this process; 0: OMP_NUM_THREADS, else every core.
   int threads = 0;
+  /// Where the kernels run: "cpu" (the CPU backend) or "cuda" / "cuda:N"
+  /// (exec/Device.h; single-rank plans).
+  std::string device = "cpu";
+  /// On CUDA: f32 GEMMs on TF32 tensor cores (off: exact f32).
+  bool tf32 = false;
+  /// On CUDA: capture the step into a CUDA graph after the first one and
+  /// replay it.
+  bool cudaGraphs = true;
   /// The ranks of the job (not owned; comm::createComm()); nullptr: this
   /// process alone (a LocalComm).
   comm::Comm *comm = nullptr;

@@ -40,6 +40,14 @@ void llamac::addRunFlags(CLI::App &app, exec::RunOptions &o) {
   app.add_flag("--resume", o.resume,
                "Continue from --save-dir's latest checkpoint; --steps is "
                "the total number of steps");
+  app.add_option("--device", o.device,
+                 "Where the kernels run: cpu (default) or cuda / cuda:N (one "
+                 "GPU; single-rank plans)");
+  app.add_flag("--tf32", o.tf32,
+               "On CUDA: f32 GEMMs on TF32 tensor cores (default: exact f32)");
+  app.add_flag("!--no-cuda-graphs", o.cudaGraphs,
+               "On CUDA: launch every kernel of every step instead of "
+               "replaying the step captured as a CUDA graph");
   app.add_option("--trace", o.tracePath,
                  "Write a Chrome/Perfetto trace (kernels, all_reduces, data, "
                  "steps, checkpoints) at the end of the run; with several "

@@ -1,0 +1,60 @@
+//===- NcclGroups.h - NCCL communicators per grid-axis group ------*- C++ -*-===//
+//
+// The GPU side of comm/: one NCCL communicator per non-empty set of grid
+// axes of the [pp, dp, tp] grid (the groups of all_reduce, all_gather,
+// reduce_scatter and the gradient buckets), one process per GPU.
+//
+// Bootstrap over the host communicator (comm/Comm.h; MpiComm under
+// mpirun): rank 0 makes the NCCL unique id, Comm::broadcast hands it to
+// every rank, ncclCommInitRank joins the world, and ncclCommSplit cuts it
+// into the 7 groups in the same order on every rank (color: the group's
+// grid point, key: the world rank, so a rank's position in its NCCL
+// communicator is its group index, Grid::groupIndex, which numbers the
+// blocks of gathers and shards). The communicators live until destruction.
+//
+// Built only with NCCL (LLAMAC_HAVE_NCCL); without it connect() fails with
+// that reason.
+//
+//===----------------------------------------------------------------------===//
+#ifndef LLAMAC_RUNTIME_COMM_NCCL_NCCLGROUPS_H
+#define LLAMAC_RUNTIME_COMM_NCCL_NCCLGROUPS_H
+
+#include "comm/Grid.h"
+
+#include <array>
+#include <string>
+
+namespace llamac {
+namespace comm {
+
+class Comm;
+
+class NcclGroups {
+public:
+  NcclGroups() = default;
+  ~NcclGroups();
+  NcclGroups(const NcclGroups &) = delete;
+  NcclGroups &operator=(const NcclGroups &) = delete;
+
+  /// Every rank of `host` calls it, with its own GPU current and the
+  /// host's grid set; false with `error` on every rank when any failed
+  /// before the NCCL calls (NCCL's own failures can only be reported
+  /// locally).
+  bool connect(Comm &host, std::string &error);
+  bool connected() const { return world_ != nullptr; }
+
+  /// The ncclComm_t of this rank's group over `mask` (1..7).
+  void *group(AxisMask mask) const { return groups_[mask]; }
+
+  /// "NCCL 2.28.9", or why there is none.
+  static std::string version();
+
+private:
+  void *world_ = nullptr;
+  std::array<void *, kNumAxisMasks> groups_{};
+};
+
+} // namespace comm
+} // namespace llamac
+
+#endif // LLAMAC_RUNTIME_COMM_NCCL_NCCLGROUPS_H

@@ -1,0 +1,346 @@
+//===- DeviceTest.cpp - The executor's device protocol ---------------------===//
+//
+// The executor's side of exec/Device.h, checked without a GPU: a test
+// device whose "device memory" is host memory it owns (so that a pointer
+// mix-up between the host mirrors and the device buffers shows up as a
+// wrong value, never a crash) and whose launch() runs the CPU kernels in
+// f32. The bigram training step (BigramRun.h) then must give, step for
+// step, exactly the CPU executor's losses, norms, learning rates and
+// parameters; the device gets the state once and the per-step inputs
+// every run; the host mirrors change only at syncToHost(); and a plan that
+// does not fit, or a multi-rank job, is refused with the reason.
+//
+// What this cannot check is the CUDA code itself: that is the conformance
+// suite's job (backends/cuda/tests/ConformanceTest.cpp) on a GPU.
+//
+//===----------------------------------------------------------------------===//
+#include "exec/Device.h"
+#include "exec/Executor.h"
+#include "exec/tests/BigramRun.h"
+#include "exec/tests/PlanTestUtil.h"
+#include "exec/tests/SimulatedComm.h"
+#include "llamac/runtime/Kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <vector>
+
+using namespace llamac;
+using namespace llamac::exec;
+using namespace llamac::exec::test;
+
+namespace {
+
+namespace k = llamac::kernels;
+
+/// Host memory behind the Device interface, with counters.
+class TestDevice final : public Device {
+public:
+  std::string name() const override { return "test:0"; }
+  int64_t freeBytes() const override { return free; }
+  void *allocate(int64_t bytes, const std::string &, std::string &) override {
+    // Zero-filled, as Device::allocate promises.
+    void *p = std::malloc(static_cast<size_t>(std::max<int64_t>(bytes, 1)));
+    std::memset(p, 0, static_cast<size_t>(std::max<int64_t>(bytes, 1)));
+    blocks[p] = bytes;
+    return p;
+  }
+  void release(void *p) override {
+    blocks.erase(p);
+    std::free(p);
+  }
+  bool upload(void *device, const void *host, int64_t bytes,
+              std::string &) override {
+    EXPECT_TRUE(isDevice(device)) << "upload to host memory";
+    EXPECT_FALSE(isDevice(host)) << "upload from device memory";
+    std::memcpy(device, host, static_cast<size_t>(bytes));
+    uploaded += bytes;
+    return true;
+  }
+  bool download(void *host, const void *device, int64_t bytes,
+                std::string &) override {
+    EXPECT_TRUE(isDevice(device)) << "download from host memory";
+    std::memcpy(host, device, static_cast<size_t>(bytes));
+    downloaded += bytes;
+    return true;
+  }
+  bool copy(void *to, const void *from, int64_t bytes,
+            std::string &) override {
+    std::memcpy(to, from, static_cast<size_t>(bytes));
+    return true;
+  }
+  bool convert(const void *, plan::DType, void *, plan::DType, int64_t,
+               std::string &error) override {
+    error = "the test device has no 16-bit storage";
+    return false;
+  }
+  bool connect(comm::Comm &, std::string &error) override {
+    error = "the test device has no collectives";
+    return false;
+  }
+  bool prepare(Op &op, const ListOperand *list, std::string &) override {
+    if (op.listCount) {
+      op.slot = static_cast<int32_t>(lists.size());
+      lists.emplace_back(list, list + op.listCount);
+    }
+    ++prepared;
+    return true;
+  }
+  bool finishPrepare(std::string &) override {
+    finished = true;
+    return true;
+  }
+  bool launch(const Op &op, std::string &error) override;
+  bool runStep(const std::function<bool(std::string &)> &enqueue,
+               std::string &error) override {
+    ++steps;
+    return enqueue(error);
+  }
+
+  /// Whether p lies in memory this device allocated.
+  bool isDevice(const void *p) const {
+    const char *c = static_cast<const char *>(p);
+    for (const auto &[base, bytes] : blocks) {
+      const char *b = static_cast<const char *>(base);
+      if (c >= b && c < b + std::max<int64_t>(bytes, 1))
+        return true;
+    }
+    return false;
+  }
+
+  int64_t free = int64_t(1) << 40;
+  int64_t uploaded = 0, downloaded = 0;
+  int prepared = 0, steps = 0, launches = 0;
+  bool finished = false;
+  std::map<void *, int64_t> blocks;
+  std::vector<std::vector<ListOperand>> lists;
+};
+
+bool TestDevice::launch(const Op &op, std::string &error) {
+  ++launches;
+  for (void *p : op.in)
+    EXPECT_TRUE(!p || isDevice(p)) << "instr " << op.instr << " reads host";
+  for (void *p : op.out)
+    EXPECT_TRUE(!p || isDevice(p)) << "instr " << op.instr << " writes host";
+  if (op.dtype != plan::DType::F32) {
+    error = "the test device runs f32 only";
+    return false;
+  }
+  const int64_t *s = op.size;
+  const double *r = op.attrs.real;
+  const int64_t *iv = op.attrs.integer;
+  auto f = [&](int i) { return static_cast<const float *>(op.in[i]); };
+  auto ids = [&](int i) { return static_cast<const int32_t *>(op.in[i]); };
+  auto o = [&](int i) { return static_cast<float *>(op.out[i]); };
+  switch (op.kernel) {
+  case Kernel::Embedding:
+    k::embeddingFwd<float>(f(0), ids(1), o(0), s[0], s[1], s[2]);
+    return true;
+  case Kernel::EmbeddingGrad:
+    k::embeddingBwd<float>(f(0), ids(1), o(0), s[0], s[1], s[2]);
+    return true;
+  case Kernel::RmsNorm:
+    k::rmsNormFwd<float>(f(0), f(1), o(0), s[0], s[1], float(r[0]));
+    return true;
+  case Kernel::RmsNormGrad:
+    k::rmsNormBwd<float>(f(0), f(1), f(2), o(0), o(1), s[0], s[1],
+                         float(r[0]));
+    return true;
+  case Kernel::Linear:
+    k::linearFwd<float>(f(0), f(1), o(0), s[0], s[1], s[2]);
+    return true;
+  case Kernel::LinearGradInput:
+    k::linearBwdInput<float>(f(0), f(1), o(0), s[0], s[1], s[2]);
+    return true;
+  case Kernel::LinearGradWeight:
+    k::linearBwdWeight<float>(f(0), f(1), o(0), s[0], s[1], s[2]);
+    return true;
+  case Kernel::CrossEntropy:
+    *o(0) = float(k::crossEntropyFwd<float>(f(0), ids(1), s[0], s[1],
+                                            1.0 / double(iv[0])));
+    return true;
+  case Kernel::CrossEntropyGrad:
+    k::crossEntropyBwd<float>(f(1), ids(2), o(0), s[0], s[1],
+                              1.0 / double(iv[0]), double(*f(0)));
+    return true;
+  case Kernel::Constant:
+    k::fill<float>(o(0), s[0], float(r[0]));
+    return true;
+  case Kernel::GlobalNorm: {
+    double sum = 0;
+    for (const ListOperand &x : lists[op.slot]) {
+      EXPECT_TRUE(isDevice(x.data));
+      sum += k::sumSquares<float>(static_cast<const float *>(x.data), x.n);
+    }
+    *o(0) = float(std::sqrt(sum));
+    return true;
+  }
+  case Kernel::ClipCoef:
+    *o(0) = float(std::min(1.0, r[0] / (double(*f(0)) + 1e-6)));
+    return true;
+  case Kernel::LrSchedule:
+    *o(0) = float(scheduledLearningRate(
+        *static_cast<const int64_t *>(op.in[0]), r[0], r[1], iv[2], iv[3]));
+    return true;
+  case Kernel::Scale:
+    k::scale<float>(f(0), o(0), s[0], double(*f(1)));
+    return true;
+  case Kernel::AdamW:
+    k::adamw<float>(o(0), f(1), o(1), o(2), s[0], double(*f(4)), r[0], r[1],
+                    r[2], r[3], *static_cast<const int64_t *>(op.in[5]) + 1);
+    return true;
+  default:
+    error = "the test device has no kernel for this op";
+    return false;
+  }
+}
+
+struct Run {
+  LoadedPlan plan;
+  Executor exec;
+};
+
+/// The bigram plan's program on `device` (nullptr: the CPU backend), with
+/// the same deterministic weights.
+std::unique_ptr<Run> start(Device *device, std::string &error) {
+  auto run = std::make_unique<Run>();
+  if (!loadDef(bigramPlan(1, kB), run->plan, error))
+    return nullptr;
+  run->exec.setDevice(device);
+  if (!run->exec.init(run->plan.program(0), error))
+    return nullptr;
+  Executor &e = run->exec;
+  for (int a = 0; a < e.numArguments(); ++a) {
+    if (e.argumentInfo(a).role()->str() != "param")
+      continue;
+    float *x = static_cast<float *>(e.argument(a));
+    for (int64_t i = 0; i < e.argumentBytes(a) / 4; ++i)
+      x[i] = float(0.3 * std::sin(0.37 * double(i) + a));
+  }
+  return run;
+}
+
+/// Step `s`'s tokens and targets into the host arguments, and the step.
+void feed(Executor &e, int64_t s) {
+  auto *tokens = static_cast<int32_t *>(e.argument("tokens"));
+  auto *targets = static_cast<int32_t *>(e.argument("targets"));
+  for (int64_t i = 0; i < kB * kT; ++i) {
+    tokens[i] = static_cast<int32_t>((i * 7 + s * 3) % kV);
+    targets[i] = static_cast<int32_t>((i * 5 + s + 1) % kV);
+  }
+  *static_cast<int64_t *>(e.argument("step")) = s;
+}
+
+} // namespace
+
+TEST(Device, RunsTheStepExactlyAsTheCpuExecutor) {
+  std::string error;
+  TestDevice device;
+  auto cpu = start(nullptr, error);
+  ASSERT_TRUE(cpu) << error;
+  auto dev = start(&device, error);
+  ASSERT_TRUE(dev) << error;
+  EXPECT_TRUE(device.finished);
+  EXPECT_EQ(device.prepared, static_cast<int>(
+                                 dev->plan.program(0).instrs()->size()));
+  Executor &c = cpu->exec, &d = dev->exec;
+  // Host mirrors: argument() is never device memory; the scalars are host.
+  for (int a = 0; a < d.numArguments(); ++a)
+    EXPECT_FALSE(device.isDevice(d.argument(a)));
+  EXPECT_FALSE(device.isDevice(d.scalarResultPtr("loss")));
+
+  const int64_t paramBytes = [&] {
+    int64_t b = 0;
+    for (int a = 0; a < d.numArguments(); ++a)
+      if (d.argumentInfo(a).role()->str() != "tokens" &&
+          d.argumentInfo(a).role()->str() != "targets" &&
+          d.argumentInfo(a).role()->str() != "step")
+        b += d.argumentBytes(a);
+    return b;
+  }();
+  const int64_t perStep = d.argumentBytes(d.findArgument("tokens")) +
+                          d.argumentBytes(d.findArgument("targets")) + 8;
+  std::vector<float> initial(
+      static_cast<const float *>(d.argument("param", "lm_head.weight")),
+      static_cast<const float *>(d.argument("param", "lm_head.weight")) +
+          kV * kD);
+  for (int64_t s = 0; s < 4; ++s) {
+    feed(c, s);
+    feed(d, s);
+    ASSERT_TRUE(c.run(error)) << error;
+    ASSERT_TRUE(d.run(error)) << error;
+    // Same kernels in the same order on the same values: bit for bit.
+    for (const char *role : {"loss", "grad_norm", "lr"})
+      EXPECT_EQ(c.scalarResult(role), d.scalarResult(role))
+          << role << " at step " << s;
+    // The state went up once; the per-step inputs every step.
+    EXPECT_EQ(device.uploaded, paramBytes + (s + 1) * perStep);
+  }
+  EXPECT_EQ(device.steps, 4);
+  // The host mirror of a parameter is the initial value until syncToHost.
+  const float *head =
+      static_cast<const float *>(d.argument("param", "lm_head.weight"));
+  EXPECT_EQ(std::vector<float>(head, head + kV * kD), initial);
+  ASSERT_TRUE(d.syncToHost(error)) << error;
+  for (int a = 0; a < c.numArguments(); ++a) {
+    const std::string role = c.argumentInfo(a).role()->str();
+    if (role != "param" && role != "adam_m" && role != "adam_v")
+      continue;
+    EXPECT_EQ(std::memcmp(c.argument(a), d.argument(a),
+                          static_cast<size_t>(c.argumentBytes(a))),
+              0)
+        << role << " " << c.argumentInfo(a).param()->str();
+  }
+  // A new init() starts over: state goes up again before the next step.
+  ASSERT_TRUE(d.init(dev->plan.program(0), error)) << error;
+  const int64_t before = device.uploaded;
+  feed(d, 0);
+  ASSERT_TRUE(d.run(error)) << error;
+  EXPECT_EQ(device.uploaded - before, paramBytes + perStep);
+}
+
+TEST(Device, ReleasesItsMemory) {
+  std::string error;
+  TestDevice device;
+  {
+    auto dev = start(&device, error);
+    ASSERT_TRUE(dev) << error;
+    EXPECT_FALSE(device.blocks.empty());
+  }
+  EXPECT_TRUE(device.blocks.empty());
+}
+
+TEST(Device, RefusesAPlanThatDoesNotFit) {
+  std::string error;
+  TestDevice device;
+  device.free = 1000; // Bytes: less than the bigram plan's parameters.
+  auto dev = start(&device, error);
+  EXPECT_FALSE(dev);
+  EXPECT_NE(error.find("out of device memory: the plan needs"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("but test:0 has 1 MiB free"), std::string::npos)
+      << error;
+  EXPECT_TRUE(device.blocks.empty()) << "nothing allocated";
+}
+
+TEST(Device, RefusesMultiRankJobs) {
+  // Two simulated ranks: the device must connect to the other rank, and
+  // says why it cannot.
+  LoadedPlan plan;
+  std::string error;
+  ASSERT_TRUE(loadDef(bigramPlan(2, kB), plan, error)) << error;
+  TestDevice device;
+  Executor exec;
+  exec.setDevice(&device);
+  SimulatedComm rank0(comm::Grid{1, 2, 1}, 0);
+  EXPECT_FALSE(exec.init(plan.program(0), &rank0, error));
+  EXPECT_EQ(error, "test:0 cannot run this job of 2 ranks: the test device "
+                   "has no collectives");
+  EXPECT_TRUE(device.blocks.empty()) << "nothing allocated";
+}
