@@ -38,6 +38,54 @@ namespace {
 
 namespace k = llamac::kernels;
 
+/// Float conversions between f32 and bf16 / f16 with the CPU backend's
+/// functions (the CPU executor's f32 copies use the same ones).
+bool castOnHost(const void *x, plan::DType from, void *y, plan::DType to,
+                int64_t n, std::string &error) {
+  using D = plan::DType;
+  const auto *u16 = static_cast<const uint16_t *>(x);
+  const auto *f = static_cast<const float *>(x);
+  if (from == to)
+    std::memcpy(y, x, static_cast<size_t>(n * (from == D::F32 ? 4 : 2)));
+  else if (from == D::BF16 && to == D::F32)
+    k::castBf16ToF32(u16, static_cast<float *>(y), n);
+  else if (from == D::F16 && to == D::F32)
+    k::castF16ToF32(u16, static_cast<float *>(y), n);
+  else if (from == D::F32 && to == D::BF16)
+    k::castF32ToBf16(f, static_cast<uint16_t *>(y), n);
+  else if (from == D::F32 && to == D::F16)
+    k::castF32ToF16(f, static_cast<uint16_t *>(y), n);
+  else {
+    error = "the test device converts between f32 and bf16/f16 only";
+    return false;
+  }
+  return true;
+}
+
+/// An operand in f32: the op's own memory when it is f32, else a widened
+/// copy (a GPU kernel widens in registers), rounded back by narrow().
+struct Wide {
+  std::vector<float> copy;
+  float *data;
+};
+Wide widen(void *p, int64_t n, plan::DType t) {
+  Wide w;
+  if (t == plan::DType::F32) {
+    w.data = static_cast<float *>(p);
+    return w;
+  }
+  w.copy.resize(static_cast<size_t>(n));
+  std::string ignored;
+  castOnHost(p, t, w.copy.data(), plan::DType::F32, n, ignored);
+  w.data = w.copy.data();
+  return w;
+}
+void narrow(const Wide &w, void *p, int64_t n, plan::DType t) {
+  std::string ignored;
+  if (t != plan::DType::F32)
+    castOnHost(w.data, plan::DType::F32, p, t, n, ignored);
+}
+
 /// Host memory behind the Device interface, with counters.
 class TestDevice final : public Device {
 public:
@@ -74,10 +122,11 @@ public:
     std::memcpy(to, from, static_cast<size_t>(bytes));
     return true;
   }
-  bool convert(const void *, plan::DType, void *, plan::DType, int64_t,
-               std::string &error) override {
-    error = "the test device has no 16-bit storage";
-    return false;
+  bool convert(const void *x, plan::DType from, void *y, plan::DType to,
+               int64_t n, std::string &error) override {
+    EXPECT_TRUE(isDevice(x) && isDevice(y)) << "convert outside the device";
+    ++conversions;
+    return castOnHost(x, from, y, to, n, error);
   }
   bool connect(comm::Comm &, std::string &error) override {
     error = "the test device has no collectives";
@@ -115,7 +164,8 @@ public:
 
   int64_t free = int64_t(1) << 40;
   int64_t uploaded = 0, downloaded = 0;
-  int prepared = 0, steps = 0, launches = 0;
+  int prepared = 0, steps = 0, launches = 0, conversions = 0;
+  int native16 = 0; ///< Launches in 16-bit storage (no f32 copies).
   bool finished = false;
   std::map<void *, int64_t> blocks;
   std::vector<std::vector<ListOperand>> lists;
@@ -128,8 +178,37 @@ bool TestDevice::launch(const Op &op, std::string &error) {
   for (void *p : op.out)
     EXPECT_TRUE(!p || isDevice(p)) << "instr " << op.instr << " writes host";
   if (op.dtype != plan::DType::F32) {
-    error = "the test device runs f32 only";
-    return false;
+    // Native 16-bit storage: the kernels the mixed-precision bigram step
+    // runs without f32 copies.
+    ++native16;
+    const int64_t *s = op.size;
+    const plan::DType t = op.dtype;
+    switch (op.kernel) {
+    case Kernel::Linear: {
+      Wide x = widen(op.in[0], s[0] * s[2], t), w = widen(op.in[1], s[1] * s[2], t);
+      Wide y = widen(op.out[0], s[0] * s[1], t);
+      k::linearFwd<float>(x.data, w.data, y.data, s[0], s[1], s[2]);
+      narrow(y, op.out[0], s[0] * s[1], t);
+      return true;
+    }
+    case Kernel::LinearGradInput: {
+      Wide dy = widen(op.in[0], s[0] * s[1], t), w = widen(op.in[1], s[1] * s[2], t);
+      Wide dx = widen(op.out[0], s[0] * s[2], t);
+      k::linearBwdInput<float>(dy.data, w.data, dx.data, s[0], s[1], s[2]);
+      narrow(dx, op.out[0], s[0] * s[2], t);
+      return true;
+    }
+    case Kernel::CrossEntropy: {
+      Wide logits = widen(op.in[0], s[0] * s[1], t);
+      *static_cast<float *>(op.out[0]) = float(k::crossEntropyFwd<float>(
+          logits.data, static_cast<const int32_t *>(op.in[1]), s[0], s[1],
+          1.0 / double(op.attrs.integer[0])));
+      return true;
+    }
+    default:
+      error = "the test device has no 16-bit form of this kernel";
+      return false;
+    }
   }
   const int64_t *s = op.size;
   const double *r = op.attrs.real;
@@ -191,9 +270,23 @@ bool TestDevice::launch(const Op &op, std::string &error) {
     k::scale<float>(f(0), o(0), s[0], double(*f(1)));
     return true;
   case Kernel::AdamW:
+    if (op.in[6] && *f(6) == 0.0f)
+      return true; // A skipped step.
     k::adamw<float>(o(0), f(1), o(1), o(2), s[0], double(*f(4)), r[0], r[1],
                     r[2], r[3], *static_cast<const int64_t *>(op.in[5]) + 1);
     return true;
+  case Kernel::Cast:
+    return castOnHost(op.in[0], static_cast<plan::DType>(s[1]), op.out[0],
+                      static_cast<plan::DType>(s[2]), s[0], error);
+  case Kernel::AllFinite: {
+    bool finite = true;
+    for (const ListOperand &x : lists[op.slot]) {
+      Wide w = widen(const_cast<void *>(x.data), x.n, x.dtype);
+      finite = finite && k::allFinite<float>(w.data, x.n);
+    }
+    *o(0) = finite ? 1.0f : 0.0f;
+    return true;
+  }
   default:
     error = "the test device has no kernel for this op";
     return false;
@@ -207,9 +300,16 @@ struct Run {
 
 /// The bigram plan's program on `device` (nullptr: the CPU backend), with
 /// the same deterministic weights.
-std::unique_ptr<Run> start(Device *device, std::string &error) {
+std::unique_ptr<Run> start(Device *device, std::string &error,
+                           DType low = DType::F32) {
   auto run = std::make_unique<Run>();
-  if (!loadDef(bigramPlan(1, kB), run->plan, error))
+  const std::string staticScale =
+      R"({"mode": "static", "init": 1024, "growth_factor": 2,
+          "backoff_factor": 0.5, "growth_interval": 1000, "hysteresis": 1,
+          "min_scale": 1})";
+  if (!loadDef(low == DType::F32 ? bigramPlan(1, kB)
+                                 : lossScaledBigramPlan(low, staticScale),
+               run->plan, error))
     return nullptr;
   run->exec.setDevice(device);
   if (!run->exec.init(run->plan.program(0), error))
@@ -225,8 +325,13 @@ std::unique_ptr<Run> start(Device *device, std::string &error) {
   return run;
 }
 
-/// Step `s`'s tokens and targets into the host arguments, and the step.
+/// Step `s`'s tokens and targets into the host arguments, the step, and
+/// the loss scale when the plan has one.
 void feed(Executor &e, int64_t s) {
+  if (auto *scale = static_cast<float *>(e.argument("loss_scale"))) {
+    *scale = 1024.0f;
+    *static_cast<float *>(e.argument("inv_loss_scale")) = 1.0f / 1024.0f;
+  }
   auto *tokens = static_cast<int32_t *>(e.argument("tokens"));
   auto *targets = static_cast<int32_t *>(e.argument("targets"));
   for (int64_t i = 0; i < kB * kT; ++i) {
@@ -343,4 +448,44 @@ TEST(Device, RefusesMultiRankJobs) {
   EXPECT_EQ(error, "test:0 cannot run this job of 2 ranks: the test device "
                    "has no collectives");
   EXPECT_TRUE(device.blocks.empty()) << "nothing allocated";
+}
+
+TEST(Device, MixedPrecisionRunsNativeAndWithF32Copies) {
+  // The loss-scaled bf16 / f16 bigram step: linear, linear_grad_input and
+  // cross_entropy have one 16-bit dtype and run natively on the device;
+  // linear_grad_weight (16-bit inputs, f32 gradient), rms_norm_grad (a
+  // 16-bit dy with f32 x and w) and cross_entropy_grad (a 16-bit seed in
+  // the f32 scalar's place) get f32 copies from the executor, as on the
+  // CPU. Either way each 16-bit value is widened exactly and each 16-bit
+  // output rounded once, so the device run equals the CPU executor's bit
+  // for bit.
+  for (DType low : {DType::BF16, DType::F16}) {
+    SCOPED_TRACE(low == DType::BF16 ? "bf16" : "f16");
+    std::string error;
+    TestDevice device;
+    auto cpu = start(nullptr, error, low);
+    ASSERT_TRUE(cpu) << error;
+    auto dev = start(&device, error, low);
+    ASSERT_TRUE(dev) << error;
+    Executor &c = cpu->exec, &d = dev->exec;
+    for (int64_t s = 0; s < 3; ++s) {
+      feed(c, s);
+      feed(d, s);
+      ASSERT_TRUE(c.run(error)) << error;
+      ASSERT_TRUE(d.run(error)) << error;
+      for (const char *role : {"loss", "grad_norm", "lr", "all_finite"})
+        EXPECT_EQ(c.scalarResult(role), d.scalarResult(role))
+            << role << " at step " << s;
+    }
+    EXPECT_EQ(device.native16, 3 * 3) << "linear, linear_grad_input, "
+                                         "cross_entropy per step";
+    EXPECT_GT(device.conversions, 0);
+    ASSERT_TRUE(d.syncToHost(error)) << error;
+    for (const char *name : {"model.embed_tokens.weight", "lm_head.weight"})
+      EXPECT_EQ(std::memcmp(c.argument("param", name), d.argument("param", name),
+                            static_cast<size_t>(c.argumentBytes(
+                                c.findArgument("param", name)))),
+                0)
+          << name;
+  }
 }
