@@ -438,6 +438,26 @@ EOF
         outcome "bench torch $mode" "$rc" "${figures:-$(tail_of "bench-torch-$mode")}"
       fi
     done
+    # The ratios of the same run: llamac's tokens/s over PyTorch's.
+    ratios="$(python3 - "$out/bench/llamac.jsonl" "$out/bench/torch-eager.json" \
+      "$out/bench/torch-compile.json" <<'EOF' 2>/dev/null
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+timed = rows[2:] if len(rows) > 2 else rows
+ours = statistics.median(r["tokens_per_s"] for r in timed)
+out = []
+for name, path in (("eager", sys.argv[2]), ("torch.compile", sys.argv[3])):
+    try:
+        r = json.load(open(path))
+        out.append("%.2fx %s" % (ours / r["tokens_per_s"], name))
+    except Exception:
+        out.append("no %s figure" % name)
+print("llamac tokens/s over PyTorch's: " + ", ".join(out))
+EOF
+)"
+    if [ -n "$ratios" ]; then
+      record "bench ratio" "-" "$ratios"
+    fi
   fi
 fi
 
