@@ -699,31 +699,32 @@ bool CudaDevice::runStep(const std::function<bool(std::string &)> &enqueue,
     std::string why;
     const bool enqueued = enqueue(why);
     cudaGraph_t graph = nullptr;
-    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
-    if (!enqueued) {
+    cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+    if (enqueued && e == cudaSuccess)
+      e = cudaGraphInstantiate(&graphExec_, graph, 0);
+    if (!enqueued || e != cudaSuccess) {
+      // Something in the step cannot be captured (or failed while being
+      // captured): run eagerly from now on. A real failure shows up again
+      // in the eager run, with its own error.
+      if (graphExec_)
+        cudaGraphExecDestroy(graphExec_);
+      graphExec_ = nullptr;
       if (graph)
         cudaGraphDestroy(graph);
-      error = why;
-      return false;
-    }
-    cudaError_t e = ended;
-    if (e == cudaSuccess)
-      e = cudaGraphInstantiate(&graphExec_, graph, 0);
-    graph_ = graph;
-    if (e != cudaSuccess) {
-      // Not capturable (an old driver, say): run eagerly from now on.
       cudaGetLastError();
-      dropGraph();
       graphs_ = false;
       std::fprintf(stderr,
-                   "llamac: warning: %s: CUDA graph capture failed (%s); "
-                   "running the steps without graphs\n",
-                   name_.c_str(), cudaGetErrorString(e));
+                   "llamac: warning: %s: capturing the step as a CUDA graph "
+                   "failed (%s); running the steps without graphs\n",
+                   name_.c_str(),
+                   enqueued ? cudaGetErrorString(e) : why.c_str());
       if (!enqueue(error))
         return false;
-    } else if (!check(cudaGraphLaunch(graphExec_, stream_), "cudaGraphLaunch",
-                      error)) {
-      return false;
+    } else {
+      graph_ = graph;
+      if (!check(cudaGraphLaunch(graphExec_, stream_), "cudaGraphLaunch",
+                 error))
+        return false;
     }
   } else if (!enqueue(error)) {
     return false;
