@@ -307,8 +307,19 @@ TEST_P(Conformance, Attention) {
                            outRounded.data(), wlse.data(), wdq.data(),
                            wdk.data(), wdv.data(), c.b, c.s, c.h, c.kv, c.dh,
                            scale);
-    EXPECT_CLOSE(dq.get(), wdq, tol(2e-5));
-    EXPECT_CLOSE(dk.get(), wdk, tol(2e-5));
+    if (c.s == 1) {
+      // One token: the softmax is 1 whatever the scores, so dq and dk are
+      // exactly zero; what remains is the rounding of dP - delta (16-bit
+      // out and v round alike, so that is the f32 noise, times |k|, |q|).
+      const double zero = t() == cu::DType::F32 ? 1e-5 : 2e-2;
+      for (float x : dq.get())
+        ASSERT_LE(std::abs(x), zero);
+      for (float x : dk.get())
+        ASSERT_LE(std::abs(x), zero);
+    } else {
+      EXPECT_CLOSE(dq.get(), wdq, tol(2e-5));
+      EXPECT_CLOSE(dk.get(), wdk, tol(2e-5));
+    }
     EXPECT_CLOSE(dv.get(), wdv, tol(2e-5));
   }
 }
