@@ -161,8 +161,8 @@ struct TensorRef {
 /// norm; any float dtype), or its square root (root = true). Each tensor is
 /// cut into chunks; each chunk's sum is a fixed tree in double, and the
 /// chunks are added in order by one block. `list` is a device array of
-/// `count` refs (uploaded once at init); `partial` holds
-/// multiTensorPartialSize(...) doubles.
+/// `count` refs (uploaded once at init); `partial` holds `chunks`
+/// doubles.
 Status sumSquares(const TensorRef *list, int count, int64_t chunks,
                   const int64_t *chunkStart, float *out, bool root,
                   double *partial, cudaStream_t stream);

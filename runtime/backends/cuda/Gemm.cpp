@@ -73,8 +73,9 @@ bool Gemm::ok(std::string &error) const {
 }
 
 Gemm::Plan *Gemm::plan(GemmKind kind, int64_t m, int64_t n, int64_t k,
-                       DType t) {
-  Key key{static_cast<int>(kind), m, n, k, static_cast<int>(t)};
+                       DType t, const uint32_t align[3]) {
+  Key key{static_cast<int>(kind), m, n, k, static_cast<int>(t),
+          align[0] | align[1] << 9 | align[2] << 18};
   auto found = plans_.find(key);
   if (found != plans_.end())
     return found->second.get();
@@ -123,6 +124,21 @@ Gemm::Plan *Gemm::plan(GemmKind kind, int64_t m, int64_t n, int64_t k,
       check(cublasLtMatmulPreferenceSetAttribute(
           pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes,
           sizeof(bytes)));
+      // The operands' actual alignment (A is the kernel's second input, B
+      // its first, C = D its output).
+      const uint32_t alignA = align[1], alignB = align[0], alignC = align[2];
+      check(cublasLtMatmulPreferenceSetAttribute(
+          pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &alignA,
+          sizeof(alignA)));
+      check(cublasLtMatmulPreferenceSetAttribute(
+          pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &alignB,
+          sizeof(alignB)));
+      check(cublasLtMatmulPreferenceSetAttribute(
+          pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alignC,
+          sizeof(alignC)));
+      check(cublasLtMatmulPreferenceSetAttribute(
+          pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &alignC,
+          sizeof(alignC)));
       cublasLtMatmulHeuristicResult_t result{};
       int count = 0;
       check(cublasLtMatmulAlgoGetHeuristic(
@@ -143,7 +159,13 @@ int Gemm::run(GemmKind kind, const void *a, const void *b, void *c, int64_t m,
               int64_t n, int64_t k, DType t, cudaStream_t stream) {
   if (initStatus_ != CUBLAS_STATUS_SUCCESS)
     return initStatus_;
-  const Plan *p = plan(kind, m, n, k, t);
+  // The largest power of two up to 256 dividing each address.
+  auto alignment = [](const void *ptr) {
+    const auto bits = reinterpret_cast<uintptr_t>(ptr) | uintptr_t(256);
+    return static_cast<uint32_t>(bits & (~bits + 1));
+  };
+  const uint32_t align[3] = {alignment(a), alignment(b), alignment(c)};
+  const Plan *p = plan(kind, m, n, k, t, align);
   static const char *names[] = {"linear", "linear_grad_input",
                                 "linear_grad_weight"};
   auto shape = [&] {

@@ -3,8 +3,10 @@
 // linear, linear_grad_input and linear_grad_weight (Kernels.h) as cuBLASLt
 // matmuls on row-major tensors: f32, bf16 or f16 operands with f32
 // accumulation (CUBLAS_COMPUTE_32F; TF32 tensor cores for f32 only when
-// asked for). The algorithm of each (kind, m, n, k, dtype) is chosen once by
-// cuBLASLt's heuristic and cached; the workspace is one buffer given at
+// asked for). The algorithm of each (kind, m, n, k, dtype, operand
+// alignment) is chosen once by cuBLASLt's heuristic and cached (arena
+// tensors are 64-byte aligned, not the 256 bytes cuBLASLt assumes by
+// default, so the heuristic is told each pointer's alignment); the workspace is one buffer given at
 // construction (the device's, sized once), so a matmul never allocates and
 // can be captured in a CUDA graph.
 //
@@ -58,8 +60,10 @@ public:
 
 private:
   struct Plan;
-  using Key = std::tuple<int, int64_t, int64_t, int64_t, int>;
-  Plan *plan(GemmKind kind, int64_t m, int64_t n, int64_t k, DType t);
+  /// kind, m, n, k, dtype, and the alignment of the three pointers.
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, int, uint32_t>;
+  Plan *plan(GemmKind kind, int64_t m, int64_t n, int64_t k, DType t,
+             const uint32_t align[3]);
 
   void *handle_ = nullptr; ///< cublasLtHandle_t
   int initStatus_ = 0;

@@ -246,6 +246,22 @@ TEST_P(Conformance, Linear) {
   EXPECT_CLOSE(y.get(), wy, tol());
   EXPECT_CLOSE(dx.get(), wdx, tol());
   EXPECT_CLOSE(dw.get(), wdw, tol());
+
+  // Arena tensors are 64-byte aligned, not 256 as cuBLASLt assumes by
+  // default: the same products on operands 64 bytes past an allocation.
+  const size_t e = cu::dtypeBytes(t()), pad = 64;
+  Buf arena((pad * 4 + (m * kk + n * kk + m * n) * e) / 4 + 1, cu::DType::F32);
+  char *base = static_cast<char *>(arena.p()) + pad;
+  void *x64 = base, *w64 = base + m * kk * e, *y64 = base + (m + n) * kk * e;
+  cudaMemcpy(x64, dX.p(), m * kk * e, cudaMemcpyDeviceToDevice);
+  cudaMemcpy(w64, dW.p(), n * kk * e, cudaMemcpyDeviceToDevice);
+  ASSERT_EQ(gemm.run(cu::GemmKind::Linear, x64, w64, y64, m, n, kk, t(),
+                     nullptr),
+            0)
+      << gemm.lastError();
+  Buf y2(m * n, t());
+  cudaMemcpy(y2.p(), y64, m * n * e, cudaMemcpyDeviceToDevice);
+  EXPECT_CLOSE(y2.get(), wy, tol());
 }
 
 TEST_P(Conformance, Rope) {
