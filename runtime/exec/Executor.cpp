@@ -27,8 +27,8 @@ bool isLowPrecision(DType dtype) {
   return dtype == DType::BF16 || dtype == DType::F16;
 }
 
-/// y = x converted from `from` to `to` (float dtypes), rounding to nearest
-/// even; the same dtype is a copy.
+} // namespace
+
 void castTensor(const void *x, DType from, void *y, DType to, int64_t n) {
   if (from == to) {
     std::memcpy(y, x, static_cast<size_t>(n * dtypeBytes(from)));
@@ -77,8 +77,6 @@ void castTensor(const void *x, DType from, void *y, DType to, int64_t n) {
     return;
   }
 }
-
-} // namespace
 
 double scheduledLearningRate(int64_t step, double lr, double minLr,
                              int64_t warmupSteps, int64_t decaySteps) {
@@ -141,21 +139,14 @@ void Executor::releaseDeviceMemory() {
     device_->release(p);
   deviceAllocations_.clear();
   deviceArguments_.clear();
-}
-
-bool Executor::isStateArgument(int a) const {
-  const plan::Argument &arg = argumentInfo(a);
-  if (!arg.role())
-    return false;
-  const std::string role = arg.role()->str();
-  return role == "param" || role == "adam_m" || role == "adam_v";
+  stateArgument_.clear();
 }
 
 bool Executor::syncToHost(std::string &error) {
   if (!device_ || !stateOnDevice_)
     return true;
   for (int a = 0; a < numArguments(); ++a)
-    if (isStateArgument(a) &&
+    if (stateArgument_[a] &&
         !device_->download(arguments_[a].data, deviceArguments_[a],
                            arguments_[a].bytes, error))
       return false;
@@ -274,7 +265,7 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
   // 1. Memory: the arena and one buffer per argument (with a device: in
   // device memory, and a host mirror of each argument).
   int numArgs = program.arguments() ? program.arguments()->size() : 0;
-  if (device_ && !checkDeviceFits(program, numArgs, error))
+  if (device_ && !prepareDevice(program, numArgs, error))
     return false;
   arena_ = nullptr;
   if (arenaBytes_ > 0 &&
@@ -296,6 +287,10 @@ bool Executor::init(const plan::Program &program, comm::Comm *comm,
       if (!d)
         return false;
       deviceArguments_.push_back(d);
+      // The state the program updates (uploaded once, not every step).
+      const std::string role = arg.role() ? arg.role()->str() : "";
+      stateArgument_.push_back(role == "param" || role == "adam_m" ||
+                               role == "adam_v");
     }
     // Where this rank's block lies in the full tensor.
     Shard shard;
@@ -614,7 +609,7 @@ void *Executor::memory(int64_t bytes, const std::string &what,
   return p;
 }
 
-bool Executor::checkDeviceFits(const plan::Program &program, int numArgs,
+bool Executor::prepareDevice(const plan::Program &program, int numArgs,
                                std::string &error) {
   if (comm_->size() > 1 && !device_->connect(*comm_, error)) {
     error = device_->name() + " cannot run this job of " +
@@ -1168,7 +1163,7 @@ bool Executor::operandsFinite(const Op &op) const {
 bool Executor::runOnDevice(std::string &error) {
   // Per-step inputs every run; the state once after init().
   for (int a = 0; a < numArguments(); ++a)
-    if ((!stateOnDevice_ || !isStateArgument(a)) &&
+    if ((!stateOnDevice_ || !stateArgument_[a]) &&
         !device_->upload(deviceArguments_[a], arguments_[a].data,
                          arguments_[a].bytes, error))
       return false;
@@ -1194,8 +1189,7 @@ bool Executor::runOnDevice(std::string &error) {
       }
     }
     for (const CopyBack &c : copyBacks_)
-      if (!device_->copy(const_cast<void *>(static_cast<const void *>(c.to)),
-                         c.from, static_cast<int64_t>(c.bytes), err))
+      if (!device_->copy(c.to, c.from, static_cast<int64_t>(c.bytes), err))
         return false;
     return true;
   };

@@ -124,6 +124,11 @@ class Trace;
 double scheduledLearningRate(int64_t step, double lr, double minLr,
                              int64_t warmupSteps, int64_t decaySteps);
 
+/// y = x converted from `from` to `to` (f32, bf16, f16, f64) on the CPU,
+/// rounding to nearest even; the same dtype is a copy.
+void castTensor(const void *x, plan::DType from, void *y, plan::DType to,
+                int64_t n);
+
 class Executor {
 public:
   Executor() = default;
@@ -301,8 +306,8 @@ private:
   void *memory(int64_t bytes, const std::string &what, std::string &error);
   /// With a device: connects it to the other ranks (a job of several),
   /// and checks that the arena and the arguments fit.
-  bool checkDeviceFits(const plan::Program &program, int numArgs,
-                       std::string &error);
+  bool prepareDevice(const plan::Program &program, int numArgs,
+                     std::string &error);
   /// Whether op's float tensors (not its scalars or lse) share one dtype;
   /// it is then op.dtype. Devices run such ops without f32 copies.
   bool uniformOperands(Op &op, const plan::Instr &instr) const;
@@ -313,9 +318,6 @@ private:
 
   /// Device runs: run()'s loop, uploads and downloads.
   bool runOnDevice(std::string &error);
-  /// Whether argument `a` is state the program updates (param, adam_m,
-  /// adam_v) rather than a per-step input.
-  bool isStateArgument(int a) const;
 
   const plan::Program *program_ = nullptr;
   comm::Comm *comm_ = nullptr;
@@ -326,6 +328,9 @@ private:
   /// With a device: the device buffer of each argument (arguments_ holds
   /// the host mirrors).
   std::vector<void *> deviceArguments_;
+  /// With a device: whether each argument is state the program updates
+  /// (param, adam_m, adam_v) rather than a per-step input.
+  std::vector<bool> stateArgument_;
   /// Whether the device holds the current parameters and moments.
   bool stateOnDevice_ = false;
   /// With a device: host copies of the scalar results, by Result index.

@@ -644,6 +644,7 @@ int runTraining(const RunOptions &options, std::string &error) {
     const double seconds =
         std::chrono::duration<double>(Clock::now() - t0).count();
     const double tokPerS = seconds > 0 ? tokensPerStep / seconds : 0.0;
+    const double mfu = tokPerS * model.flopsPerToken(tc.seqLen) / kPeakFlops;
     // A checkpoint holds full tensors: every rank gathers its shards, here,
     // where the ranks are still in step (before anything only rank 0 does
     // can fail), and with pipeline stages each stage's first rank sends
@@ -691,10 +692,7 @@ int runTraining(const RunOptions &options, std::string &error) {
       line += " | " + formatThousands(static_cast<int64_t>(tokPerS)) +
               " tok/s";
       if (device)
-        line += " | mfu " +
-                format("%.1f%%", 100.0 * tokPerS *
-                                     model.flopsPerToken(tc.seqLen) /
-                                     kPeakFlops);
+        line += " | mfu " + format("%.1f%%", 100.0 * mfu);
       std::puts(line.c_str());
       std::fflush(stdout);
       double elapsed =
@@ -710,7 +708,7 @@ int runTraining(const RunOptions &options, std::string &error) {
                           {"grad_norm", nullptr},
                           {"tokens_per_s", tokPerS}};
       if (device)
-        j["mfu"] = tokPerS * model.flopsPerToken(tc.seqLen) / kPeakFlops;
+        j["mfu"] = mfu;
       if (gradNorm)
         j["grad_norm"] = *gradNorm;
       if (scaling) {

@@ -121,6 +121,8 @@ private:
     return false;
   }
   void dropGraph();
+  /// Appends `bytes` to hostLists_ (16-byte aligned); returns the offset.
+  int64_t appendList(const void *data, size_t bytes);
   /// The collectives of several ranks through NCCL.
   bool collective(const Op &op, std::string &error);
 
@@ -238,16 +240,17 @@ void *CudaDevice::allocate(int64_t bytes, const std::string &what,
   return p;
 }
 
+int64_t CudaDevice::appendList(const void *data, size_t bytes) {
+  const int64_t at = static_cast<int64_t>(hostLists_.size());
+  hostLists_.resize(hostLists_.size() + (bytes + 15) / 16 * 16);
+  std::memcpy(hostLists_.data() + at, data, bytes);
+  return at;
+}
+
 bool CudaDevice::prepare(Op &op, const ListOperand *list, std::string &error) {
   const int64_t *s = op.size;
   auto need = [](int64_t &have, int64_t bytes) {
     have = std::max(have, (bytes + 255) / 256 * 256);
-  };
-  auto append = [&](const void *data, size_t bytes) {
-    const int64_t at = static_cast<int64_t>(hostLists_.size());
-    hostLists_.resize(hostLists_.size() + (bytes + 15) / 16 * 16);
-    std::memcpy(hostLists_.data() + at, data, bytes);
-    return at;
   };
   if (op.kernel != Kernel::AdamW)
     lastAdam_ = -1;
@@ -288,8 +291,8 @@ bool CudaDevice::prepare(Op &op, const ListOperand *list, std::string &error) {
     Slot slot;
     slot.count = op.listCount;
     slot.chunks = cu::multiTensorChunks(sizes.data(), slot.count, starts.data());
-    slot.refs = append(refs.data(), refs.size() * sizeof(cu::TensorRef));
-    slot.starts = append(starts.data(), starts.size() * sizeof(int64_t));
+    slot.refs = appendList(refs.data(), refs.size() * sizeof(cu::TensorRef));
+    slot.starts = appendList(starts.data(), starts.size() * sizeof(int64_t));
     need(doubleScratchBytes_, std::max<int64_t>(slot.chunks, 1) * 8);
     op.slot = static_cast<int32_t>(slots_.size());
     slots_.push_back(slot);
@@ -302,24 +305,17 @@ bool CudaDevice::prepare(Op &op, const ListOperand *list, std::string &error) {
         lastAdam_ >= 0 && lastAdamOp_->in[4] == op.in[4] &&
         lastAdamOp_->in[5] == op.in[5] && lastAdamOp_->in[6] == op.in[6] &&
         std::equal(op.attrs.real, op.attrs.real + 4, lastAdamOp_->attrs.real);
-    if (!joins) {
-      Slot slot;
-      slot.adam = true;
-      lastAdam_ = static_cast<int>(slots_.size());
-      lastAdamOp_ = &op;
-      slots_.push_back(slot);
-    } else {
-      Slot skip;
-      skip.skip = true;
-      op.slot = static_cast<int32_t>(slots_.size());
-      slots_.push_back(skip);
-      lastAdamOp_ = &op;
-    }
-    // The run's parameters, gathered here and uploaded by finishPrepare.
-    Slot &run = slots_[lastAdam_];
+    // The first op of a run launches it; the others skip.
+    Slot slot;
+    slot.adam = !joins;
+    slot.skip = joins;
     if (!joins)
-      op.slot = lastAdam_;
-    run.count += 1;
+      lastAdam_ = static_cast<int>(slots_.size());
+    op.slot = static_cast<int32_t>(slots_.size());
+    slots_.push_back(slot);
+    lastAdamOp_ = &op;
+    // The run's parameters, gathered here and uploaded by finishPrepare.
+    slots_[lastAdam_].count += 1;
     adamRefs_.resize(slots_.size());
     adamRefs_[lastAdam_].push_back(
         {static_cast<float *>(op.out[0]), static_cast<const float *>(op.in[1]),
@@ -363,16 +359,8 @@ bool CudaDevice::finishPrepare(std::string &error) {
     for (const cu::AdamRef &r : refs)
       sizes.push_back(r.n);
     slot.chunks = cu::multiTensorChunks(sizes.data(), slot.count, starts.data());
-    const int64_t at = static_cast<int64_t>(hostLists_.size());
-    const size_t bytes = refs.size() * sizeof(cu::AdamRef);
-    hostLists_.resize(hostLists_.size() + (bytes + 15) / 16 * 16);
-    std::memcpy(hostLists_.data() + at, refs.data(), bytes);
-    slot.refs = at;
-    const int64_t at2 = static_cast<int64_t>(hostLists_.size());
-    hostLists_.resize(hostLists_.size() + starts.size() * sizeof(int64_t));
-    std::memcpy(hostLists_.data() + at2, starts.data(),
-                starts.size() * sizeof(int64_t));
-    slot.starts = at2;
+    slot.refs = appendList(refs.data(), refs.size() * sizeof(cu::AdamRef));
+    slot.starts = appendList(starts.data(), starts.size() * sizeof(int64_t));
   }
   adamRefs_.clear();
   if (!hostLists_.empty()) {
@@ -561,7 +549,7 @@ bool CudaDevice::launch(const Op &op, std::string &error) {
         op.kernel == Kernel::BucketAllReduceWait)
       break; // One rank: the bucket's sum is itself.
     {
-    // One rank (Executor::checkDeviceFits): the group is this rank alone,
+    // One rank (Executor::prepareDevice): the group is this rank alone,
     // and the collective is a copy (in place: nothing).
     const int64_t bytes = s[0] * cu::dtypeBytes(t);
     if (op.out[0] != op.in[0] &&
