@@ -20,7 +20,8 @@ namespace {
 class ProgramWriter {
 public:
   ProgramWriter(fb::FlatBufferBuilder &b, func::FuncOp f) : fbb(b), func(f) {}
-  FailureOr<fb::Offset<plan::Program>> write(int rank, int stage);
+  FailureOr<fb::Offset<plan::Program>> write(int rank, int stage,
+                                             int64_t workspaceBytes);
 
 private:
   struct Storage {
@@ -97,8 +98,8 @@ static std::string stringAttr(DictionaryAttr attrs, StringRef name) {
   return "";
 }
 
-FailureOr<fb::Offset<plan::Program>> ProgramWriter::write(int rank,
-                                                          int stage) {
+FailureOr<fb::Offset<plan::Program>>
+ProgramWriter::write(int rank, int stage, int64_t workspaceBytes) {
   auto arenaBytes = func->getAttrOfType<IntegerAttr>(lrt::kArenaBytesAttr);
   if (!arenaBytes)
     return func.emitError("has no memory plan; run lrt-memory-plan first");
@@ -224,7 +225,8 @@ FailureOr<fb::Offset<plan::Program>> ProgramWriter::write(int rank,
                              fbb.CreateVector(tensors),
                              fbb.CreateVector(arguments),
                              fbb.CreateVector(results),
-                             fbb.CreateVector(instrs), arenaBytes.getInt());
+                             fbb.CreateVector(instrs), arenaBytes.getInt(),
+                             workspaceBytes);
 }
 
 LogicalResult llamac::exportPlan(ModuleOp module, const PlanMetadata &meta,
@@ -258,7 +260,8 @@ LogicalResult llamac::exportPlan(ModuleOp module, const PlanMetadata &meta,
   for (int rank = 0; rank < worldSize; ++rank) {
     int stage = rank / (meta.dp * meta.tp);
     FailureOr<fb::Offset<plan::Program>> program =
-        ProgramWriter(fbb, stages[stage]).write(rank, stage);
+        ProgramWriter(fbb, stages[stage])
+            .write(rank, stage, meta.workspaceBytes);
     if (failed(program))
       return failure();
     programs.push_back(*program);

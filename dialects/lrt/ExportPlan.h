@@ -18,6 +18,8 @@ struct PlanMetadata {
   std::string trainConfigJson;
   std::string precision = "fp32";
   int dp = 1, tp = 1, pp = 1;
+  /// Program.workspace_bytes of every rank (a GPU's GEMM workspace).
+  int64_t workspaceBytes = 0;
 };
 
 /// Serializes the `func.func`s of `module` into `bytes`: one per rank in rank

@@ -52,7 +52,8 @@ struct Op {
   /// The grid axes of a collective's group (comm::AxisMask), or 0.
   uint32_t groupMask = 0;
   /// all_gather / reduce_scatter along an inner dimension: the blocks'
-  /// scratch buffer (the executor's), else nullptr.
+  /// scratch buffer (the executor's); send: its staging buffer (s[0]
+  /// bytes, the sent data's copy); else nullptr.
   void *scratch = nullptr;
 };
 
@@ -104,6 +105,11 @@ public:
   /// lists, and may set op.slot. False with `error` for what it cannot run.
   virtual bool prepare(Op &op, const ListOperand *list,
                        std::string &error) = 0;
+  /// A new program (Executor::init, before its prepare() calls): the
+  /// device forgets what it prepared for an earlier one (a captured graph,
+  /// operand lists) and takes the plan's workspace for its GEMM library
+  /// (Program.workspace_bytes; 0: none), keeping the largest it was given.
+  virtual bool beginProgram(int64_t workspaceBytes, std::string &error) = 0;
   /// After the last prepare(): allocates the scratch.
   virtual bool finishPrepare(std::string &error) = 0;
   /// Enqueues op's kernel(s). No host synchronization.

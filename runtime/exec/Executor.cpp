@@ -218,6 +218,7 @@ bool Executor::resolveTransfer(Op &op, const plan::Tensor &t,
                              std::to_string(op.instr) + " 'send'";
     if (s[0] > 0 && !(send.staging = memory(s[0], what, error)))
       return false;
+    op.scratch = send.staging; // A device sends from it too.
     s[3] = static_cast<int64_t>(sends_.size());
     sends_.push_back(send);
   }
@@ -622,18 +623,20 @@ bool Executor::prepareDevice(const plan::Program &program, int numArgs,
         *program.tensors()->Get(program.arguments()->Get(a)->tensor());
     args += numElements(t) * dtypeBytes(t.dtype());
   }
-  const int64_t need = program.arena_bytes() + args;
+  const int64_t need =
+      program.arena_bytes() + args + program.workspace_bytes();
   const int64_t free = device_->freeBytes();
   if (free >= 0 && need > free) {
     auto mib = [](int64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20); };
     error = "out of device memory: the plan needs " + mib(need) +
             " MiB (activation arena " + mib(program.arena_bytes()) +
             " MiB, parameters and optimizer state " + mib(args) +
+            " MiB, GEMM workspace " + mib(program.workspace_bytes()) +
             " MiB, before scratch) but " + device_->name() + " has " +
             mib(free) + " MiB free";
     return false;
   }
-  return true;
+  return device_->beginProgram(program.workspace_bytes(), error);
 }
 
 void Executor::planConversions(Op &op, const plan::Instr &instr) {

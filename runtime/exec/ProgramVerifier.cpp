@@ -174,6 +174,11 @@ private:
               std::to_string(program_.arena_bytes()) + " is negative";
       return false;
     }
+    if (program_.workspace_bytes() < 0) {
+      error = where_ + ": workspace_bytes " +
+              std::to_string(program_.workspace_bytes()) + " is negative";
+      return false;
+    }
     for (int i = 0; i < numTensors(); ++i) {
       const plan::Tensor *t = program_.tensors()->Get(i);
       std::string prefix = where_ + ": tensor " + std::to_string(i) +

@@ -311,6 +311,9 @@ int llamac::runCompile(const CompileOptions &options) {
   meta.trainConfigJson = trainConfigJson(train);
   meta.precision = train.precision;
   meta.dp = train.dp, meta.tp = train.tp, meta.pp = train.pp;
+  // Whole 256-byte units (cuBLASLt's alignment for its workspace).
+  meta.workspaceBytes =
+      static_cast<int64_t>(train.gemmWorkspaceMb * 1048576.0) / 256 * 256;
   std::string bytes;
   if (failed(exportPlan(*module, meta, bytes)))
     return fail("cannot serialize the plan (see the diagnostic above)");

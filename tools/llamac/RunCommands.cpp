@@ -112,9 +112,10 @@ int llamac::runInspect(const std::string &planPath) {
     for (const plan::Instr *instr : *prog->instrs())
       ++kernels[instr->kernel()->str()];
     std::printf("rank %d     stage %d: %u tensors, %u instructions, arena "
-                "%.2f MiB\n",
+                "%.2f MiB, GEMM workspace %.2f MiB\n",
                 prog->rank(), prog->stage(), prog->tensors()->size(),
-                prog->instrs()->size(), prog->arena_bytes() / 1048576.0);
+                prog->instrs()->size(), prog->arena_bytes() / 1048576.0,
+                prog->workspace_bytes() / 1048576.0);
     for (auto &[role, bytes] : bytesByRole)
       std::printf("           %-8s %10.2f MiB\n", role.c_str(),
                   bytes / 1048576.0);

@@ -103,6 +103,10 @@ void TrainOptions::addFlags(CLI::App &app) {
                  "(PyTorch DDP's 25)");
   app.add_option("--first-bucket-mb", firstBucketMb,
                  "Data parallelism: largest first bucket, MiB (DDP's 1)");
+  app.add_option("--gemm-workspace-mb", gemmWorkspaceMb,
+                 "GEMM workspace of a GPU rank (cuBLASLt split-K / stream-K "
+                 "scratch), MiB, part of the plan's device memory (default "
+                 "32, cuBLASLt's size for Hopper; 0: none)");
   app.add_flag("--sequence-parallel", sequenceParallel,
                "With --tp: split norms and residuals along the sequence "
                "(Megatron-SP)");
@@ -177,6 +181,14 @@ bool TrainOptions::validate(std::string &error) const {
                   "bucket sizes must be positive, got --bucket-cap-mb %g and "
                   "--first-bucket-mb %g",
                   bucketCapMb, firstBucketMb);
+    error = buf;
+    return false;
+  }
+  if (!(gemmWorkspaceMb >= 0) || gemmWorkspaceMb > 65536) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf,
+                  "--gemm-workspace-mb %g: expected 0 to 65536 MiB",
+                  gemmWorkspaceMb);
     error = buf;
     return false;
   }

@@ -42,6 +42,8 @@ struct TrainOptions {
   std::string gradReduceDtype = "fp32"; ///< data-parallel gradient sums
   double bucketCapMb = 25.0;  ///< data-parallel gradient buckets (DDP)
   double firstBucketMb = 1.0;
+  /// A GPU backend's GEMM workspace per rank (Program.workspace_bytes).
+  double gemmWorkspaceMb = 32.0;
   /// --shard NAME=SHARDING: user annotations of parameters (priority 0).
   std::vector<std::string> shards;
   /// --sharding-passes PIPELINE: user sharding passes before the --tp plan.

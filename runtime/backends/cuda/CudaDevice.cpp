@@ -1,7 +1,8 @@
 //===- CudaDevice.cpp - Executor ops on a CUDA GPU ------------------------===//
 //
 // exec::Device on one GPU: cudaMalloc'd memory, one stream for every
-// kernel, cuBLASLt for the GEMMs (Gemm.h), the kernels of CudaKernels.h,
+// kernel, cuBLASLt for the GEMMs (Gemm.h, with the plan's workspace:
+// Program.workspace_bytes), the kernels of CudaKernels.h,
 // and CUDA graphs: the first step runs eagerly (cuBLASLt picks its
 // algorithms, the kernels' first launches load their modules); the second
 // is captured into a graph and every later step replays it. The per-step
@@ -21,6 +22,16 @@
 // so the backward kernels in between overlap the reduction (also inside a
 // CUDA graph: the event fork and join are captured as graph edges).
 //
+// Pipeline stages: a recv is an ncclRecv on the kernels' stream; a send
+// copies its tensor into the executor's staging buffer on the kernels'
+// stream and sends that on a send stream of its direction (to the next
+// stage, or back to the previous one), so the kernels go on while the
+// receiver is not ready yet (the CPU backend's isend). Each direction of
+// each stage boundary has its own NCCL communicator (NcclGroups::channel),
+// where the transfers match in program order; the plan numbers them by
+// tag, so prepare() checks that the tags of each channel rise. At the end
+// of the step the kernels' stream waits for the send streams.
+//
 //===----------------------------------------------------------------------===//
 #include "backends/cuda/CudaKernels.h"
 #include "backends/cuda/Gemm.h"
@@ -34,7 +45,9 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
+#include <map>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -107,6 +120,7 @@ public:
                  "cast", error);
   }
   bool connect(comm::Comm &comm, std::string &error) override;
+  bool beginProgram(int64_t workspaceBytes, std::string &error) override;
   bool prepare(Op &op, const ListOperand *list, std::string &error) override;
   bool finishPrepare(std::string &error) override;
   bool launch(const Op &op, std::string &error) override;
@@ -130,7 +144,8 @@ private:
   bool graphs_, tf32_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
-  void *gemmWorkspace_ = nullptr;
+  void *gemmWorkspace_ = nullptr; ///< Program.workspace_bytes of the plans.
+  int64_t gemmWorkspaceBytes_ = 0;
   std::unique_ptr<cu::Gemm> gemm_;
   // Scratch, sized by prepare() and allocated by finishPrepare().
   int64_t byteScratchBytes_ = 0, floatScratchBytes_ = 0, doubleScratchBytes_ = 0;
@@ -149,6 +164,19 @@ private:
   cudaStream_t commStream_ = nullptr;
   /// Per bucket: "its gradients are ready" and "it is reduced".
   std::vector<cudaEvent_t> bucketReady_, bucketDone_;
+  /// Pipeline sends, per direction (0: to the next stage, 1: back): the
+  /// stream, "its data is staged" / "its sends are done", whether this
+  /// step has used it, and per channel the last tag (prepare's check).
+  struct SendLane {
+    cudaStream_t stream = nullptr;
+    cudaEvent_t staged = nullptr, done = nullptr;
+    bool used = false;
+  };
+  std::array<SendLane, 2> sendLanes_;
+  std::map<std::pair<int64_t, bool>, int64_t> lastTag_;
+  bool laneFor(const Op &op, SendLane *&lane, std::string &error);
+  /// Makes the kernels' stream wait for the sends of the step.
+  bool joinSends(std::string &error);
   // CUDA graphs.
   int64_t steps_ = 0;
   cudaGraph_t graph_ = nullptr;
@@ -165,6 +193,15 @@ CudaDevice::~CudaDevice() {
     cudaEventDestroy(e);
   for (cudaEvent_t e : bucketDone_)
     cudaEventDestroy(e);
+  for (SendLane &lane : sendLanes_) {
+    if (lane.stream)
+      cudaStreamSynchronize(lane.stream);
+    for (cudaEvent_t e : {lane.staged, lane.done})
+      if (e)
+        cudaEventDestroy(e);
+    if (lane.stream)
+      cudaStreamDestroy(lane.stream);
+  }
   if (commStream_)
     cudaStreamDestroy(commStream_);
   gemm_.reset();
@@ -197,16 +234,54 @@ bool CudaDevice::start(std::string &error) {
   name_ += std::string(" (") + prop.name + ", " +
            std::to_string(prop.totalGlobalMem >> 30) + " GiB, sm_" +
            std::to_string(prop.major) + std::to_string(prop.minor) + ")";
-  if (!check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
-             "cudaStreamCreate", error))
+  return check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
+               "cudaStreamCreate", error);
+}
+
+bool CudaDevice::beginProgram(int64_t bytes, std::string &error) {
+  // What an earlier program left: its graph, lists and scratch.
+  dropGraph();
+  steps_ = 0;
+  if (stream_)
+    cudaStreamSynchronize(stream_);
+  for (void *p : {static_cast<void *>(lists_), byteScratch_,
+                  static_cast<void *>(floatScratch_),
+                  static_cast<void *>(doubleScratch_)})
+    if (p)
+      cudaFree(p);
+  lists_ = nullptr;
+  byteScratch_ = nullptr;
+  floatScratch_ = nullptr;
+  doubleScratch_ = nullptr;
+  byteScratchBytes_ = floatScratchBytes_ = doubleScratchBytes_ = 0;
+  slots_.clear();
+  hostLists_.clear();
+  adamRefs_.clear();
+  lastAdam_ = -1;
+  lastAdamOp_ = nullptr;
+  lastTag_.clear();
+  if (gemm_ && bytes <= gemmWorkspaceBytes_)
+    return true;
+  // A larger workspace: cuBLASLt's choices are remade for it.
+  void *workspace = nullptr;
+  if (bytes > 0 &&
+      !(workspace = allocate(bytes, "the plan's GEMM workspace", error)))
     return false;
-  gemmWorkspace_ = allocate(cu::Gemm::kWorkspaceBytes, "the cuBLASLt workspace",
-                            error);
-  if (!gemmWorkspace_)
+  auto gemm = std::make_unique<cu::Gemm>(
+      workspace, static_cast<size_t>(std::max<int64_t>(bytes, 0)), tf32_);
+  if (!gemm->ok(error)) {
+    if (workspace)
+      cudaFree(workspace);
     return false;
-  gemm_ = std::make_unique<cu::Gemm>(gemmWorkspace_, cu::Gemm::kWorkspaceBytes,
-                                     tf32_);
-  return gemm_->ok(error);
+  }
+  if (gemmWorkspace_) {
+    cudaStreamSynchronize(stream_); // No GEMM still uses the old one.
+    cudaFree(gemmWorkspace_);
+  }
+  gemmWorkspace_ = workspace;
+  gemmWorkspaceBytes_ = std::max<int64_t>(bytes, 0);
+  gemm_ = std::move(gemm);
+  return true;
 }
 
 bool CudaDevice::connect(comm::Comm &comm, std::string &error) {
@@ -337,13 +412,63 @@ bool CudaDevice::prepare(Op &op, const ListOperand *list, std::string &error) {
     }
     break;
   case Kernel::Send:
-  case Kernel::Recv:
-    error = "pipeline transfers (send/recv between stages) are not "
-            "implemented on " + name_ + " yet; run pipeline plans on the CPU "
-            "backend";
-    return false;
+  case Kernel::Recv: { // s: bytes, peer world rank, tag
+    const bool send = op.kernel == Kernel::Send;
+    int peer = 0;
+    if (!nccl_.connected() || !nccl_.channel(static_cast<int>(s[1]), send, peer)) {
+      error = name_ + ": a pipeline " + (send ? "send to" : "recv from") +
+              " rank " + std::to_string(s[1]) +
+              (nccl_.connected()
+                   ? ", which is not on an adjacent stage at this rank's "
+                     "data- and tensor-parallel point"
+                   : " without NCCL communicators") +
+              " (the CUDA backend transfers between adjacent stages only)";
+      return false;
+    }
+    // NCCL matches a channel's transfers in order; the plan, by tag.
+    int64_t &last = lastTag_.try_emplace({s[1], send}, -1).first->second;
+    if (s[2] <= last) {
+      error = name_ + ": pipeline " + (send ? "sends to" : "recvs from") +
+              " rank " + std::to_string(s[1]) + " are not in the order of "
+              "their tags (tag " + std::to_string(s[2]) + " after " +
+              std::to_string(last) + "); NCCL would match them in program "
+              "order";
+      return false;
+    }
+    last = s[2];
+    SendLane *lane = nullptr;
+    return !send || laneFor(op, lane, error);
+  }
   default:
     break;
+  }
+  return true;
+}
+
+bool CudaDevice::laneFor(const Op &op, SendLane *&lane, std::string &error) {
+  int peer = 0;
+  nccl_.channel(static_cast<int>(op.size[1]), true, peer);
+  lane = &sendLanes_[peer == 1 ? 0 : 1]; // to the higher stage: forward
+  if (lane->stream)
+    return true;
+  return check(cudaStreamCreateWithFlags(&lane->stream, cudaStreamNonBlocking),
+               "cudaStreamCreate", error) &&
+         check(cudaEventCreateWithFlags(&lane->staged, cudaEventDisableTiming),
+               "cudaEventCreate", error) &&
+         check(cudaEventCreateWithFlags(&lane->done, cudaEventDisableTiming),
+               "cudaEventCreate", error);
+}
+
+bool CudaDevice::joinSends(std::string &error) {
+  for (SendLane &lane : sendLanes_) {
+    if (!lane.used)
+      continue;
+    lane.used = false;
+    if (!check(cudaEventRecord(lane.done, lane.stream), "cudaEventRecord",
+               error) ||
+        !check(cudaStreamWaitEvent(stream_, lane.done, 0),
+               "cudaStreamWaitEvent", error))
+      return false;
   }
   return true;
 }
@@ -420,6 +545,10 @@ bool CudaDevice::launch(const Op &op, std::string &error) {
         op.kernel == Kernel::Linear            ? cu::GemmKind::Linear
         : op.kernel == Kernel::LinearGradInput ? cu::GemmKind::LinearGradInput
                                                : cu::GemmKind::LinearGradWeight;
+    if (!gemm_) {
+      error = name_ + ": no GEMM library: beginProgram() was not called";
+      return false;
+    }
     if (gemm_->run(kind, op.in[0], op.in[1], op.out[0], s[0], s[1], s[2], t,
                    stream_) != 0) {
       error = gemm_->lastError();
@@ -570,8 +699,7 @@ bool CudaDevice::launch(const Op &op, std::string &error) {
     break;
   case Kernel::Send:
   case Kernel::Recv:
-    error = "pipeline transfers are not supported on " + name_;
-    return false;
+    return collective(op, error);
   }
   return check(static_cast<cudaError_t>(status), "kernel launch", error);
 }
@@ -661,6 +789,34 @@ bool CudaDevice::collective(const Op &op, std::string &error) {
   case Kernel::BucketAllReduceWait:
     return check(cudaStreamWaitEvent(stream_, bucketDone_[s[3]], 0),
                  "cudaStreamWaitEvent", error);
+  case Kernel::Send: { // s: bytes, peer world rank, tag; scratch: staging
+    int peer = 0;
+    auto *channel = static_cast<ncclComm_t>(
+        nccl_.channel(static_cast<int>(s[1]), true, peer));
+    SendLane *lane = nullptr;
+    if (!laneFor(op, lane, error))
+      return false;
+    lane->used = true;
+    return check(cudaMemcpyAsync(op.scratch, op.in[0],
+                                 static_cast<size_t>(s[0]),
+                                 cudaMemcpyDeviceToDevice, stream_),
+                 "copy", error) &&
+           check(cudaEventRecord(lane->staged, stream_), "cudaEventRecord",
+                 error) &&
+           check(cudaStreamWaitEvent(lane->stream, lane->staged, 0),
+                 "cudaStreamWaitEvent", error) &&
+           nccl(ncclSend(op.scratch, static_cast<size_t>(s[0]), ncclInt8, peer,
+                         channel, lane->stream),
+                "ncclSend");
+  }
+  case Kernel::Recv: {
+    int peer = 0;
+    auto *channel = static_cast<ncclComm_t>(
+        nccl_.channel(static_cast<int>(s[1]), false, peer));
+    return nccl(ncclRecv(op.out[0], static_cast<size_t>(s[0]), ncclInt8, peer,
+                         channel, stream_),
+                "ncclRecv");
+  }
   default:
     error = "not a collective";
     return false;
@@ -672,8 +828,12 @@ bool CudaDevice::collective(const Op &op, std::string &error) {
 #endif
 }
 
-bool CudaDevice::runStep(const std::function<bool(std::string &)> &enqueue,
+bool CudaDevice::runStep(const std::function<bool(std::string &)> &program,
                          std::string &error) {
+  // The step's ops, then the join of its sends.
+  auto enqueue = [&](std::string &err) {
+    return program(err) && joinSends(err);
+  };
   const bool capture = graphs_ && !graphExec_ && steps_ >= 1;
   ++steps_;
   if (graphExec_) {

@@ -3,6 +3,9 @@
 
 #include "comm/Comm.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 #ifdef LLAMAC_HAVE_NCCL
 #include <nccl.h>
 #endif
@@ -17,6 +20,11 @@ ncclComm_t asComm(void *p) { return static_cast<ncclComm_t>(p); }
 } // namespace
 
 NcclGroups::~NcclGroups() {
+  for (void *&c : channels_)
+    if (c) {
+      ncclCommDestroy(asComm(c));
+      c = nullptr;
+    }
   for (void *&g : groups_)
     if (g) {
       ncclCommDestroy(asComm(g));
@@ -74,12 +82,50 @@ bool NcclGroups::connect(Comm &host, std::string &error) {
     }
     groups_[mask] = c;
   }
+  // Pipeline transfers: per boundary and direction, the two stages' ranks
+  // at each data- and tensor-parallel point.
+  grid_ = grid;
+  rank_ = host.rank();
+  const int stage = grid.coords(rank_)[kPipelineAxis];
+  const int color = grid.groupSplit(rank_, 1u << kPipelineAxis).color;
+  for (int b = 0; b + 1 < grid.pp; ++b)
+    for (int direction = 0; direction < 2; ++direction) {
+      const bool member = stage == b || stage == b + 1;
+      ncclComm_t c = nullptr;
+      r = ncclCommSplit(world, member ? color : NCCL_SPLIT_NOCOLOR, stage, &c,
+                        nullptr);
+      if (r != ncclSuccess) {
+        error = std::string("NCCL: ncclCommSplit for the transfers between "
+                            "pipeline stages ") +
+                std::to_string(b) + " and " + std::to_string(b + 1) + ": " +
+                ncclGetErrorString(r);
+        return false;
+      }
+      channels_.push_back(c);
+    }
   return true;
+}
+
+void *NcclGroups::channel(int peerRank, bool send, int &peer) const {
+  if (peerRank < 0 || peerRank >= grid_.size())
+    return nullptr;
+  std::array<int, kGridAxes> mine = grid_.coords(rank_),
+                             theirs = grid_.coords(peerRank);
+  const int stage = mine[kPipelineAxis], other = theirs[kPipelineAxis];
+  mine[kPipelineAxis] = theirs[kPipelineAxis] = 0;
+  if (mine != theirs || std::abs(stage - other) != 1)
+    return nullptr;
+  const int low = std::min(stage, other);
+  const int from = send ? stage : other, to = send ? other : stage;
+  peer = other > stage ? 1 : 0; // key = stage: the lower stage is rank 0
+  return channels_[2 * low + (from < to ? 0 : 1)];
 }
 
 #else // !LLAMAC_HAVE_NCCL
 
 NcclGroups::~NcclGroups() = default;
+
+void *NcclGroups::channel(int, bool, int &) const { return nullptr; }
 
 std::string NcclGroups::version() { return "no NCCL in this build"; }
 

@@ -10,7 +10,14 @@
 // into the 7 groups in the same order on every rank (color: the group's
 // grid point, key: the world rank, so a rank's position in its NCCL
 // communicator is its group index, Grid::groupIndex, which numbers the
-// blocks of gathers and shards). The communicators live until destruction.
+// blocks of gathers and shards). With pipeline stages, each boundary
+// between adjacent stages gets two more splits, one per direction (stage s
+// to s+1: activations; s+1 to s: their gradients), each a communicator of
+// two ranks (key: the stage) at every data- and tensor-parallel point: the
+// transfers of one direction are matched in order on their own
+// communicator, so a send waiting for its receiver never holds up a
+// transfer in the other direction. The communicators live until
+// destruction.
 //
 // Built only with NCCL (LLAMAC_HAVE_NCCL); without it connect() fails with
 // that reason.
@@ -23,6 +30,7 @@
 
 #include <array>
 #include <string>
+#include <vector>
 
 namespace llamac {
 namespace comm {
@@ -46,12 +54,22 @@ public:
   /// The ncclComm_t of this rank's group over `mask` (1..7).
   void *group(AxisMask mask) const { return groups_[mask]; }
 
+  /// The communicator of this rank's transfers to (`send`) or from world
+  /// rank `peerRank`, and in `peer` that rank's index in it; nullptr when
+  /// the peer is not on an adjacent stage at this rank's data- and
+  /// tensor-parallel point.
+  void *channel(int peerRank, bool send, int &peer) const;
+
   /// "NCCL 2.28.9", or why there is none.
   static std::string version();
 
 private:
   void *world_ = nullptr;
   std::array<void *, kNumAxisMasks> groups_{};
+  Grid grid_;
+  int rank_ = 0;
+  /// Per boundary b (stages b, b+1): [2b] from b to b+1, [2b+1] back.
+  std::vector<void *> channels_;
 };
 
 } // namespace comm

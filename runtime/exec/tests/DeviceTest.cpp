@@ -124,6 +124,10 @@ public:
     ++prepared;
     return true;
   }
+  bool beginProgram(int64_t bytes, std::string &) override {
+    workspaceBytes = bytes;
+    return true;
+  }
   bool finishPrepare(std::string &) override {
     finished = true;
     return true;
@@ -147,6 +151,7 @@ public:
   }
 
   int64_t free = int64_t(1) << 40;
+  int64_t workspaceBytes = -1; ///< As beginProgram() got it.
   int64_t uploaded = 0, downloaded = 0;
   int prepared = 0, steps = 0, launches = 0, conversions = 0;
   int native16 = 0; ///< Launches in 16-bit storage (no f32 copies).
@@ -416,6 +421,35 @@ TEST(Device, RefusesAPlanThatDoesNotFit) {
   EXPECT_NE(error.find("but test:0 has 1 MiB free"), std::string::npos)
       << error;
   EXPECT_TRUE(device.blocks.empty()) << "nothing allocated";
+}
+
+TEST(Device, GetsThePlansWorkspaceAndCountsIt) {
+  // Program.workspace_bytes reaches the device (once, before the ops are
+  // prepared) and is part of the memory the plan needs.
+  PlanDef def = bigramPlan(1, kB);
+  def.programs[0].workspaceBytes = int64_t(3) << 20;
+  std::string error;
+  {
+    LoadedPlan plan;
+    ASSERT_TRUE(loadDef(def, plan, error)) << error;
+    TestDevice device;
+    Executor exec;
+    exec.setDevice(&device);
+    ASSERT_TRUE(exec.init(plan.program(0), error)) << error;
+    EXPECT_EQ(device.workspaceBytes, int64_t(3) << 20);
+  }
+  LoadedPlan plan;
+  ASSERT_TRUE(loadDef(def, plan, error)) << error;
+  TestDevice device;
+  device.free = int64_t(3) << 20; // The workspace fits; the rest does not.
+  Executor exec;
+  exec.setDevice(&device);
+  EXPECT_FALSE(exec.init(plan.program(0), error));
+  EXPECT_NE(error.find("GEMM workspace 3 MiB, before scratch) but test:0 "
+                       "has 3 MiB free"),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(device.workspaceBytes, -1) << "refused before reserving it";
 }
 
 TEST(Device, RefusesMultiRankJobs) {

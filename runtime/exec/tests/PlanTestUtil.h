@@ -83,6 +83,7 @@ struct ProgramDef {
   std::vector<ArgDef> args, results;
   std::vector<InstrDef> instrs;
   int64_t arenaBytes = 0;
+  int64_t workspaceBytes = 0;
 
   /// A new tensor in the arena (64-byte aligned); returns its index.
   int arena(const std::string &name, const std::vector<int64_t> &shape,
@@ -198,7 +199,8 @@ inline std::vector<uint8_t> buildPlan(const PlanDef &def) {
     }
     programs.push_back(plan::CreateProgramDirect(fbb, p.rank, p.stage, &tensors,
                                                  &args, &results, &instrs,
-                                                 p.arenaBytes));
+                                                 p.arenaBytes,
+                                                 p.workspaceBytes));
   }
   auto root = plan::CreatePlanDirect(
       fbb, def.version, def.modelJson.c_str(), def.trainJson.c_str(), def.dp,

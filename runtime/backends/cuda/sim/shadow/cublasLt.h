@@ -115,7 +115,7 @@ inline int simElem(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
 inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const void *alpha, const void *Ap,
                                      cublasLtMatrixLayout_t A, const void *Bp, cublasLtMatrixLayout_t B, const void *beta,
                                      const void *Cp, cublasLtMatrixLayout_t C, void *Dp, cublasLtMatrixLayout_t D,
-                                     const cublasLtMatmulAlgo_t *algo, void *ws, size_t wsBytes, cudaStream_t) {
+                                     const cublasLtMatmulAlgo_t *algo, void *ws, size_t wsBytes, cudaStream_t stream) {
   uint64_t m, n, k;
   if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
   cublasStatus_t s = simMatmulCheck(d, A, B, C, D, m, n, k);
@@ -128,23 +128,31 @@ inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d,
   if (ws && wsBytes) simCheckDev(ws, wsBytes, "matmul workspace");
   const float al = *static_cast<const float *>(alpha), be = *static_cast<const float *>(beta);
   if (be != 0.0f) simCheckDev(Cp, span(C), "matmul C");
-  std::vector<float> out(m * n);
-  for (uint64_t j = 0; j < n; ++j)
-    for (uint64_t i = 0; i < m; ++i) {
-      float acc = 0.0f;
-      for (uint64_t p = 0; p < k; ++p) {
-        // op(A)(i,p), op(B)(p,j), column-major storage.
-        const float a = d->ta == CUBLAS_OP_N ? simLoad(Ap, A->type, int64_t(i) + int64_t(p) * A->ld)
-                                             : simLoad(Ap, A->type, int64_t(p) + int64_t(i) * A->ld);
-        const float b = d->tb == CUBLAS_OP_N ? simLoad(Bp, B->type, int64_t(p) + int64_t(j) * B->ld)
-                                             : simLoad(Bp, B->type, int64_t(j) + int64_t(p) * B->ld);
-        acc = fmaf(a, b, acc);
+  // The product runs in stream order; the descriptors may be gone by then.
+  const cublasLtMatmulDescOpaque_t dd = *d;
+  const cublasLtMatrixLayoutOpaque_t La = *A, Lb = *B, Lc = *C, Ld = *D;
+  const cudaError_t queued = simEnqueueWork(stream, [=] {
+    const cublasLtMatmulDescOpaque_t *d = &dd;
+    const cublasLtMatrixLayoutOpaque_t *A = &La, *B = &Lb, *C = &Lc, *D = &Ld;
+    std::vector<float> out(m * n);
+    for (uint64_t j = 0; j < n; ++j)
+      for (uint64_t i = 0; i < m; ++i) {
+        float acc = 0.0f;
+        for (uint64_t p = 0; p < k; ++p) {
+          // op(A)(i,p), op(B)(p,j), column-major storage.
+          const float a = d->ta == CUBLAS_OP_N ? simLoad(Ap, A->type, int64_t(i) + int64_t(p) * A->ld)
+                                               : simLoad(Ap, A->type, int64_t(p) + int64_t(i) * A->ld);
+          const float b = d->tb == CUBLAS_OP_N ? simLoad(Bp, B->type, int64_t(p) + int64_t(j) * B->ld)
+                                               : simLoad(Bp, B->type, int64_t(j) + int64_t(p) * B->ld);
+          acc = fmaf(a, b, acc);
+        }
+        float r = al * acc;
+        if (be != 0.0f) r += be * simLoad(Cp, C->type, int64_t(i) + int64_t(j) * C->ld);
+        out[i + j * m] = r;
       }
-      float r = al * acc;
-      if (be != 0.0f) r += be * simLoad(Cp, C->type, int64_t(i) + int64_t(j) * C->ld);
-      out[i + j * m] = r;
-    }
-  for (uint64_t j = 0; j < n; ++j)
-    for (uint64_t i = 0; i < m; ++i) simStore(Dp, D->type, int64_t(i) + int64_t(j) * D->ld, out[i + j * m]);
+    for (uint64_t j = 0; j < n; ++j)
+      for (uint64_t i = 0; i < m; ++i) simStore(Dp, D->type, int64_t(i) + int64_t(j) * D->ld, out[i + j * m]);
+  });
+  if (queued != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
   return CUBLAS_STATUS_SUCCESS;
 }
