@@ -6,9 +6,11 @@
 #include "comm/mpi/MpiComm.h"
 #endif
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 namespace llamac {
 namespace comm {
@@ -308,6 +310,81 @@ bool mpiAvailable() {
 #else
   return false;
 #endif
+}
+
+namespace {
+/// The first of `names` set in the environment (its name in `which`).
+const char *firstEnv(std::initializer_list<const char *> names,
+                     const char *&which) {
+  for (const char *n : names)
+    if (const char *v = std::getenv(n)) {
+      which = n;
+      return v;
+    }
+  return nullptr;
+}
+bool envInt(const char *name, const char *text, int &out,
+            std::string &error) {
+  char *end = nullptr;
+  errno = 0;
+  const long v = std::strtol(text, &end, 10);
+  if (!*text || *end || errno || v < 0 || v > (1 << 20)) {
+    error = std::string(name) + "='" + text +
+            "': expected a non-negative integer";
+    return false;
+  }
+  out = static_cast<int>(v);
+  return true;
+}
+} // namespace
+
+bool envLaunchRequested() {
+  return std::getenv("LLAMAC_WORLD_SIZE") ||
+         (std::getenv("WORLD_SIZE") && !launchedByMpirun());
+}
+
+bool readEnvLaunch(EnvLaunch &launch, std::string &error) {
+  const char *sizeVar = nullptr, *rankVar = nullptr, *localVar = nullptr;
+  const char *size = firstEnv({"LLAMAC_WORLD_SIZE", "WORLD_SIZE"}, sizeVar);
+  const char *rank = firstEnv({"LLAMAC_RANK", "RANK"}, rankVar);
+  const char *local = firstEnv({"LLAMAC_LOCAL_RANK", "LOCAL_RANK"}, localVar);
+  if (!size) {
+    error = "a launch without mpirun needs LLAMAC_WORLD_SIZE (or WORLD_SIZE)";
+    return false;
+  }
+  if (!envInt(sizeVar, size, launch.size, error))
+    return false;
+  if (launch.size < 1) {
+    error = std::string(sizeVar) + "=" + size + ": expected at least 1";
+    return false;
+  }
+  if (!rank) {
+    error = std::string("a launch without mpirun needs this process's rank "
+                        "in LLAMAC_RANK (or RANK) beside ") +
+            sizeVar;
+    return false;
+  }
+  if (!envInt(rankVar, rank, launch.rank, error))
+    return false;
+  if (launch.rank >= launch.size) {
+    error = std::string(rankVar) + "=" + rank + " is not a rank of " +
+            sizeVar + "=" + size + " (0 .. " +
+            std::to_string(launch.size - 1) + ")";
+    return false;
+  }
+  launch.localRank = launch.rank;
+  if (local && !envInt(localVar, local, launch.localRank, error))
+    return false;
+  const char *id = std::getenv("NCCL_COMM_ID");
+  if (!id || !*id || !std::strchr(id, ':')) {
+    error = std::string("a launch without mpirun needs NCCL_COMM_ID=host:port "
+                        "(where rank 0 listens for NCCL's bootstrap; the "
+                        "same on every rank)") +
+            (id ? std::string(", got '") + id + "'" : std::string());
+    return false;
+  }
+  launch.commId = id;
+  return true;
 }
 
 std::unique_ptr<Comm> createComm(std::string &error) {

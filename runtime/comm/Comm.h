@@ -12,8 +12,11 @@
 //  - MpiComm (comm/mpi/, built with -DLLAMAC_ENABLE_MPI=ON): the ranks of
 //    `mpirun -np N`; one MPI sub-communicator per set of grid axes, created
 //    by setGrid().
+//  - NcclComm (comm/nccl/NcclComm.h, with CUDA and NCCL): GPU jobs started
+//    without mpirun (EnvLaunch below); host buffers staged through the GPU.
 // createComm() picks MPI when the process was launched by mpirun, LocalComm
-// otherwise.
+// otherwise; the driver asks exec::createLaunchComm() for an NcclComm when
+// envLaunchRequested().
 //
 // Collectives are called by every rank of the group, in the same order, with
 // the same count, dtype, reduction and axes (as with MPI; violating that
@@ -329,6 +332,21 @@ public:
 bool launchedByMpirun();
 /// Whether this build has the MPI communicator (LLAMAC_ENABLE_MPI).
 bool mpiAvailable();
+
+/// A launch without mpirun, one process per GPU, where NCCL connects the
+/// ranks (comm/nccl/NcclComm.h): the rank, world size and node-local rank
+/// from LLAMAC_RANK, LLAMAC_WORLD_SIZE, LLAMAC_LOCAL_RANK (or torchrun's
+/// RANK, WORLD_SIZE, LOCAL_RANK; the local rank defaults to the rank), and
+/// NCCL_COMM_ID (host:port where rank 0 listens for NCCL's bootstrap).
+struct EnvLaunch {
+  int rank = 0, size = 1, localRank = 0;
+  std::string commId;
+};
+/// Whether the environment asks for one: LLAMAC_WORLD_SIZE is set, or
+/// WORLD_SIZE is and mpirun did not start this process.
+bool envLaunchRequested();
+/// Reads and checks it; false with `error` naming the variable at fault.
+bool readEnvLaunch(EnvLaunch &launch, std::string &error);
 
 /// The communicator of this process: MPI (MPI_Init_thread; MPI_Finalize when
 /// it is destroyed) when launchedByMpirun(), LocalComm otherwise. nullptr

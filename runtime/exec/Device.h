@@ -26,6 +26,7 @@
 namespace llamac {
 namespace comm {
 class Comm;
+struct EnvLaunch;
 } // namespace comm
 
 namespace exec {
@@ -126,6 +127,14 @@ public:
 /// there is no such device (no GPU, no driver, or a build without CUDA).
 std::unique_ptr<Device> createDevice(const std::string &spec, bool tf32,
                                      bool graphs, std::string &error);
+
+/// The host communicator of a launch without mpirun (comm::EnvLaunch): NCCL
+/// on the GPU `spec` names ("cuda": the node-local rank's). nullptr with
+/// `error` when there is no such GPU, the build lacks CUDA or NCCL, or the
+/// bootstrap fails.
+std::unique_ptr<comm::Comm> createLaunchComm(const comm::EnvLaunch &launch,
+                                             const std::string &spec,
+                                             std::string &error);
 
 } // namespace exec
 } // namespace llamac

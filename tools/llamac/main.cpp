@@ -16,6 +16,7 @@
 #include "RunCommands.h"
 #include "TrainOptions.h"
 #include "comm/Comm.h"
+#include "exec/Device.h"
 #ifdef LLAMAC_HAVE_COMPILER
 #include "Compile.h"
 #endif
@@ -47,6 +48,27 @@ static void reportError(const char *command, const std::string &error) {
 /// (docs/performance.md). libgomp reads the variable when it loads, before
 /// main, so the process re-executes itself once with it set; a user's own
 /// OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone.
+/// The job's communicator: NCCL for a launch without mpirun
+/// (LLAMAC_WORLD_SIZE / WORLD_SIZE, GPUs only), else MPI under mpirun, else
+/// this process alone.
+static std::unique_ptr<comm::Comm> createJobComm(const std::string &device,
+                                                 std::string &error) {
+  if (!comm::envLaunchRequested())
+    return comm::createComm(error);
+  comm::EnvLaunch launch;
+  if (!comm::readEnvLaunch(launch, error))
+    return nullptr;
+  if (device == "cpu") {
+    error = "a launch without mpirun (" +
+            std::string(std::getenv("LLAMAC_WORLD_SIZE") ? "LLAMAC_WORLD_SIZE"
+                                                          : "WORLD_SIZE") +
+            ") connects GPUs through NCCL: add --device cuda (CPU jobs of "
+            "several ranks run under mpirun)";
+    return nullptr;
+  }
+  return exec::createLaunchComm(launch, device, error);
+}
+
 static void boundOpenMPSpinning(char **argv) {
   if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT"))
     return;
@@ -113,7 +135,7 @@ int main(int argc, char **argv) {
   if (compileCmd->parsed())
     return runCompile(compile);
   if (trainCmd->parsed()) {
-    std::unique_ptr<comm::Comm> comm = comm::createComm(error);
+    std::unique_ptr<comm::Comm> comm = createJobComm(trainRun.device, error);
     if (!comm) {
       reportError("llamac train", error);
       return 1;
@@ -142,7 +164,7 @@ int main(int argc, char **argv) {
   }
 #endif
   if (runCmd->parsed()) {
-    std::unique_ptr<comm::Comm> comm = comm::createComm(error);
+    std::unique_ptr<comm::Comm> comm = createJobComm(run.device, error);
     if (!comm) {
       reportError("llamac run", error);
       return 1;

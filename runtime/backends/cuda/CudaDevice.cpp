@@ -36,6 +36,7 @@
 #include "backends/cuda/CudaKernels.h"
 #include "backends/cuda/Gemm.h"
 #include "comm/Comm.h"
+#include "comm/nccl/NcclComm.h"
 #include "comm/nccl/NcclGroups.h"
 #include "exec/Device.h"
 
@@ -287,7 +288,11 @@ bool CudaDevice::beginProgram(int64_t bytes, std::string &error) {
 bool CudaDevice::connect(comm::Comm &comm, std::string &error) {
   if (nccl_.connected())
     return true;
-  if (!nccl_.connect(comm, error))
+  // Beside an NcclComm (a launch without mpirun), the device's
+  // communicators are split from the job's; else bootstrapped over `comm`.
+  const comm::NcclGroups *job = comm::ncclGroupsOf(comm);
+  if (!(job ? nccl_.connectFrom(*job, comm.grid(), comm.rank(), error)
+            : nccl_.connect(comm, error)))
     return false;
   return check(cudaStreamCreateWithFlags(&commStream_, cudaStreamNonBlocking),
                "cudaStreamCreate", error);
@@ -882,19 +887,26 @@ bool CudaDevice::runStep(const std::function<bool(std::string &)> &program,
 
 } // namespace
 
-std::unique_ptr<Device> createDevice(const std::string &spec, bool tf32,
-                                     bool graphs, std::string &error) {
-  int index = 0;
+namespace {
+/// The CUDA device `spec` names: "cuda:N", or for "cuda" the node-local
+/// rank's (`localRank` >= 0, else the launchers' variables; one process per
+/// GPU). False with `error` for an unknown spec or where no GPU is usable.
+bool pickDevice(const std::string &spec, int localRank, int &index,
+                std::string &error) {
+  index = 0;
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
   if (spec == "cuda" && e == cudaSuccess && count > 0) {
-    // One process per GPU: under a launcher, the node-local rank picks it.
-    for (const char *var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
-                            "SLURM_LOCALID", "LOCAL_RANK"})
-      if (const char *v = std::getenv(var)) {
-        index = std::atoi(v) % count;
-        break;
-      }
+    if (localRank >= 0)
+      index = localRank % count;
+    else
+      for (const char *var :
+           {"LLAMAC_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK",
+            "MPI_LOCALRANKID", "SLURM_LOCALID", "LOCAL_RANK"})
+        if (const char *v = std::getenv(var)) {
+          index = std::atoi(v) % count;
+          break;
+        }
   } else if (spec != "cuda") {
     const std::string prefix = "cuda:";
     char *end = nullptr;
@@ -905,7 +917,7 @@ std::unique_ptr<Device> createDevice(const std::string &spec, bool tf32,
         index < 0) {
       error = "--device: unknown device '" + spec +
               "' (expected cpu, cuda or cuda:N)";
-      return nullptr;
+      return false;
     }
   }
   if (e != cudaSuccess || count == 0) {
@@ -914,17 +926,41 @@ std::unique_ptr<Device> createDevice(const std::string &spec, bool tf32,
                               : std::string("no CUDA device found")) +
             "); run on a machine with an NVIDIA GPU and driver, or use "
             "--device cpu";
-    return nullptr;
+    return false;
   }
   if (index >= count) {
     error = "--device " + spec + ": there are " + std::to_string(count) +
             " CUDA devices (cuda:0 .. cuda:" + std::to_string(count - 1) + ")";
-    return nullptr;
+    return false;
   }
+  return true;
+}
+} // namespace
+
+std::unique_ptr<Device> createDevice(const std::string &spec, bool tf32,
+                                     bool graphs, std::string &error) {
+  // A launch without mpirun: the GPU its communicator took.
+  int localRank = -1;
+  comm::EnvLaunch launch;
+  std::string ignored;
+  if (comm::envLaunchRequested() && comm::readEnvLaunch(launch, ignored))
+    localRank = launch.localRank;
+  int index = 0;
+  if (!pickDevice(spec, localRank, index, error))
+    return nullptr;
   auto device = std::make_unique<CudaDevice>(index, tf32, graphs);
   if (!device->start(error))
     return nullptr;
   return device;
+}
+
+std::unique_ptr<comm::Comm> createLaunchComm(const comm::EnvLaunch &launch,
+                                             const std::string &spec,
+                                             std::string &error) {
+  int index = 0;
+  if (!pickDevice(spec, launch.localRank, index, error))
+    return nullptr;
+  return comm::createNcclComm(launch, index, error);
 }
 
 } // namespace exec

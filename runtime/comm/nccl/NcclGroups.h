@@ -6,7 +6,10 @@
 //
 // Bootstrap over the host communicator (comm/Comm.h; MpiComm under
 // mpirun): rank 0 makes the NCCL unique id, Comm::broadcast hands it to
-// every rank, ncclCommInitRank joins the world, and ncclCommSplit cuts it
+// every rank, ncclCommInitRank joins the world (or, for a launch without
+// mpirun, every rank's id comes from NCCL_COMM_ID: connectFromEnvironment,
+// and a device beside that NcclComm splits its own: connectFrom), and
+// ncclCommSplit cuts it
 // into the 7 groups in the same order on every rank (color: the group's
 // grid point, key: the world rank, so a rank's position in its NCCL
 // communicator is its group index, Grid::groupIndex, which numbers the
@@ -49,7 +52,23 @@ public:
   /// before the NCCL calls (NCCL's own failures can only be reported
   /// locally).
   bool connect(Comm &host, std::string &error);
+  /// The job's communicator without a host one (NcclComm): NCCL_COMM_ID
+  /// (host:port) in the environment gives every rank the same unique id.
+  /// No groups until split().
+  bool connectFromEnvironment(int rank, int size, std::string &error);
+  /// Communicators of its own, split from `parent`'s job communicator,
+  /// with `grid`'s groups (a device beside an NcclComm host).
+  bool connectFrom(const NcclGroups &parent, const Grid &grid, int rank,
+                   std::string &error);
+  /// (Re)makes the groups and pipeline channels of `grid` from the job's
+  /// communicator; collective over it.
+  bool split(const Grid &grid, int rank, std::string &error);
   bool connected() const { return world_ != nullptr; }
+  /// The job's communicator (ncclComm_t), every rank.
+  void *world() const { return world_; }
+
+  /// Bytes of an ncclUniqueId.
+  static constexpr int kUniqueIdBytes = 128;
 
   /// The ncclComm_t of this rank's group over `mask` (1..7).
   void *group(AxisMask mask) const { return groups_[mask]; }
@@ -64,6 +83,9 @@ public:
   static std::string version();
 
 private:
+  bool initWorld(const void *id, int rank, int size, std::string &error);
+  void dropSplits();
+
   void *world_ = nullptr;
   std::array<void *, kNumAxisMasks> groups_{};
   Grid grid_;

@@ -473,6 +473,17 @@ inline cudaError_t cudaStreamWaitEvent(cudaStream_t s0, cudaEvent_t e, unsigned 
   it.gen = e->recorded;
   return simEnqueue(s0, std::move(it));
 }
+/// Waits for the event's last record (none: at once).
+inline cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  if (!e) return simError(cudaErrorInvalidValue);
+  if (cudaError_t err = simUnsafeInCapture()) return err;
+  while (e->done < e->recorded) {
+    const int r = simStep();
+    if (r == 0) sched_yield();
+    if (r < 0) { fprintf(stderr, "sim: cudaEventSynchronize on an event whose record never runs\n"); std::abort(); }
+  }
+  return cudaSuccess;
+}
 inline cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
   if (!s || s->cap) return simError(cudaErrorStreamCaptureUnsupported);
   if (mode == cudaStreamCaptureModeRelaxed) { fprintf(stderr, "sim: relaxed capture is not simulated\n"); std::abort(); }

@@ -38,12 +38,28 @@ inline const char *ncclGetErrorString(ncclResult_t r) {
   }
 }
 inline ncclResult_t ncclGetVersion(int *v) { *v = 22809; return ncclSuccess; }
-inline ncclResult_t ncclGetUniqueId(ncclUniqueId *id) {
-  int up = 0;
+/// MPI is the simulator's transport: a program that did not start it (a
+/// launch without mpirun's communicator, NcclComm) gets it here.
+inline bool simNcclMpi() {
+  int up = 0, down = 0;
   MPI_Initialized(&up);
-  if (!up) return ncclSystemError;
+  MPI_Finalized(&down);
+  if (down) return false;
+  if (!up) {
+    int provided = 0;
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) return false;
+    std::atexit([] { int f = 0; MPI_Finalized(&f); if (!f) MPI_Finalize(); });
+  }
+  return true;
+}
+/// With NCCL_COMM_ID (host:port) set, every rank's id is the same, as NCCL's.
+inline ncclResult_t ncclGetUniqueId(ncclUniqueId *id) {
+  if (!simNcclMpi()) return ncclSystemError;
   std::memset(id, 0, sizeof *id);
-  std::snprintf(id->internal, sizeof id->internal, "sim-nccl-%ld", long(std::random_device{}() & 0x7fffffff));
+  if (const char *env = std::getenv("NCCL_COMM_ID"))
+    std::snprintf(id->internal, sizeof id->internal, "sim-nccl-env-%s", env);
+  else
+    std::snprintf(id->internal, sizeof id->internal, "sim-nccl-%ld", long(std::random_device{}() & 0x7fffffff));
   return ncclSuccess;
 }
 inline ncclResult_t simNcclWrap(MPI_Comm c, ncclComm_t *out) {
@@ -55,9 +71,7 @@ inline ncclResult_t simNcclWrap(MPI_Comm c, ncclComm_t *out) {
 }
 /// Every rank of MPI_COMM_WORLD calls it (the simulator's bootstrap).
 inline ncclResult_t ncclCommInitRank(ncclComm_t *out, int nranks, ncclUniqueId id, int rank) {
-  int up = 0;
-  MPI_Initialized(&up);
-  if (!up) return ncclSystemError;
+  if (!simNcclMpi()) return ncclSystemError;
   unsigned h = 2166136261u;
   for (char ch : id.internal) h = (h ^ unsigned(char(ch))) * 16777619u;
   MPI_Comm c;
@@ -191,6 +205,26 @@ inline ncclResult_t ncclAllGather(const void *send, void *recv, size_t sendcount
     o.out.resize(b * comm->size);
     MPI_Iallgather(o.in.data(), int(b), MPI_BYTE, o.out.data(), int(b), MPI_BYTE, comm->mpi, &o.req);
   });
+}
+
+inline ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t t, int root,
+                                  ncclComm_t comm, cudaStream_t s) {
+  if (!comm || root < 0 || root >= comm->size) return ncclInvalidArgument;
+  const size_t b = count * simNcclBytes(t);
+  if (comm->rank == root) simCheckDev(send, b, "ncclBroadcast send");
+  simCheckDev(recv, b, "ncclBroadcast recv");
+  auto state = std::make_shared<SimNcclOp>();
+  state->finish = [state = state.get(), recv, b] { std::memcpy(recv, state->out.data(), b); };
+  return simNcclEnqueue(comm, s, state, [=](SimNcclOp &o) {
+    o.out.resize(b);
+    if (comm->rank == root) std::memcpy(o.out.data(), send, b);
+    MPI_Ibcast(o.out.data(), int(b), MPI_BYTE, root, comm->mpi, &o.req);
+  });
+}
+inline ncclResult_t ncclCommAbort(ncclComm_t comm) {
+  if (!comm) return ncclInvalidArgument;
+  MPI_Abort(comm->mpi, 1);
+  return ncclSuccess;
 }
 
 // Point-to-point, alone or grouped (then posted together).
