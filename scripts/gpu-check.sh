@@ -23,14 +23,18 @@
 #                eager and torch.compile (same model, batch, seq, AdamW);
 #                before those, llamac-cuda-bench (AdamW vs copy bandwidth) if
 #                it was built
+#   profile      3 steps of the same plan with --trace (each op timed between
+#                CUDA events, no graph): bench/trace_summary.py's table of
+#                where the step's time goes, in $OUT/bench/profile.txt (last
+#                in the budget: rerun with GPU_CHECK_STAGES=profile if cut)
 # At the end one table (stage | result | figures) is printed and written to
 # $OUT/summary.txt; every command's output is in $OUT/logs. Exit status 1 when
 # a stage failed.
 #
 # Environment:
 #   OUT                   where results go (default /tmp/gpu-check)
-#   GPU_CHECK_STAGES      comma-separated subset of build,conformance,e2e,bench
-#                         (default: all)
+#   GPU_CHECK_STAGES      comma-separated subset of build,conformance,e2e,bench,
+#                         profile (default: all)
 #   GPU_CHECK_BUDGET      seconds for the whole run (default 470; 1500 with
 #                         GPU_CHECK_DEVICE=cpu)
 #   GPU_CHECK_JOBS        ninja -j (default: nproc)
@@ -64,7 +68,7 @@ out="${OUT:-/tmp/gpu-check}"
 device="${GPU_CHECK_DEVICE:-cuda}"
 # The CPU dry run is slow where it runs (2 cores): more time.
 budget="${GPU_CHECK_BUDGET:-$([ "$device" = cpu ] && echo 1500 || echo 470)}"
-stages=",${GPU_CHECK_STAGES:-build,conformance,e2e,bench},"
+stages=",${GPU_CHECK_STAGES:-build,conformance,e2e,bench,profile},"
 jobs="${GPU_CHECK_JOBS:-$(nproc)}"
 python="${TORCH_PYTHON:-python3}"
 case "$device" in
@@ -461,7 +465,34 @@ EOF
   fi
 fi
 
-# --- 5. summary -----------------------------------------------------------------------------
+# --- 5. profile: where a step's time goes ------------------------------------------------------
+if want profile; then
+  if [ "$device" = cuda ]; then
+    plan=bench/plans/tinyllama-bf16.llx
+  else
+    plan=bench/plans/small-bf16.llx
+  fi
+  shape="$(plan_shape "$plan")"
+  if [ ! -x "$llamac" ] || [ -z "$shape" ] || ! flag="$(device_flag "$device")"; then
+    fail "profile" FAIL "no $llamac, or llamac inspect $plan failed"
+  else
+    read -r vocab gbs seq micro flops <<<"$shape"
+    tokens="$out/bench/tokens.tok"
+    [ -f "$tokens" ] || python3 bench/torch_tinyllama.py --write-tokens "$tokens" --vocab "$vocab" \
+      --num-tokens $((gbs * (seq + 1) * 4 + 1)) >"$out/logs/profile-tokens.log" 2>&1
+    rm -f "$out/bench/trace.json"
+    # shellcheck disable=SC2086
+    with_deps limited profile 120 "$llamac" run "$plan" $flag --data "$tokens" --steps 3 \
+      --trace "$out/bench/trace.json" -q
+    rc=$?
+    python3 bench/trace_summary.py "$out/bench/trace.json" --top 15 >"$out/bench/profile.txt" 2>&1 || rc=${rc/#0/1}
+    figures="$(grep '^by category' "$out/bench/profile.txt" | cut -c1-150)"
+    [ "$rc" = 0 ] && [ -z "$figures" ] && rc=1
+    outcome "profile" "$rc" "${figures:-$(tail_of profile)}"
+  fi
+fi
+
+# --- 6. summary -----------------------------------------------------------------------------
 # Very long logs are cut to their head and tail, so that $OUT stays small.
 for f in "$out"/logs/*.log; do
   if [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt 2000000 ]; then

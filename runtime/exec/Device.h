@@ -18,10 +18,12 @@
 #include "exec/KernelTable.h"
 #include "plan/PlanFormat.h"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace llamac {
 namespace comm {
@@ -56,6 +58,13 @@ struct Op {
   /// scratch buffer (the executor's); send: its staging buffer (s[0]
   /// bytes, the sent data's copy); else nullptr.
   void *scratch = nullptr;
+};
+
+/// When a device ran an op (--trace; Device::timings), on the host's clock.
+struct DeviceTiming {
+  int32_t instr = 0;   ///< Op::instr.
+  bool bucket = false; ///< A gradient bucket's reduction (its start's instr).
+  std::chrono::steady_clock::time_point begin, end;
 };
 
 /// An operand of a variadic kernel (global_norm, sum_squares, all_finite).
@@ -121,6 +130,14 @@ public:
   /// has completed.
   virtual bool runStep(const std::function<bool(std::string &)> &enqueue,
                        std::string &error) = 0;
+
+  /// --trace: from now on the device times every op it runs (a device may
+  /// then run each step as it is enqueued, without replaying a graph).
+  /// False with `error` where it cannot.
+  virtual bool startTiming(std::string &error) = 0;
+  /// The ops of the last runStep() (startTiming() before it), in launch
+  /// order, each when it ran on the device.
+  virtual bool timings(std::vector<DeviceTiming> &out, std::string &error) = 0;
 };
 
 /// The device named `spec` ("cuda", "cuda:N"); nullptr with `error` when

@@ -1171,6 +1171,11 @@ bool Executor::runOnDevice(std::string &error) {
                          arguments_[a].bytes, error))
       return false;
   stateOnDevice_ = true;
+  if (trace_ && !deviceTiming_) {
+    if (!device_->startTiming(error))
+      return false;
+    deviceTiming_ = true;
+  }
   auto enqueue = [this](std::string &err) -> bool {
     for (const Op &op : ops_) {
       std::string why;
@@ -1198,6 +1203,16 @@ bool Executor::runOnDevice(std::string &error) {
   };
   if (!device_->runStep(enqueue, error))
     return false;
+  if (trace_) {
+    if (!device_->timings(deviceTimings_, error))
+      return false;
+    for (const DeviceTiming &t : deviceTimings_) {
+      if (t.bucket)
+        trace_->bucket(t.instr, t.begin, t.begin, t.end);
+      else
+        trace_->kernel(t.instr, t.begin, t.end);
+    }
+  }
   // The scalar results (loss, grad_norm, lr, all_finite) for the host.
   const auto &results = *program_->results();
   for (flatbuffers::uoffset_t r = 0; r < results.size(); ++r) {

@@ -336,6 +336,9 @@ private:
   /// With a device: host copies of the scalar results, by Result index.
   std::vector<float> hostResults_;
   Trace *trace_ = nullptr;
+  /// With a device and a trace: the device times its ops (startTiming()).
+  bool deviceTiming_ = false;
+  std::vector<DeviceTiming> deviceTimings_;
   int64_t arenaBytes_ = 0;
   void *arena_ = nullptr;
   std::vector<Buffer> arguments_;

@@ -42,6 +42,11 @@
 // NOTE: a collective's duration includes the time it waits for the other
 // ranks; a long all_reduce usually means another rank arrived late.
 //
+// With a device (`--device cuda`), the compute and collectives lanes hold
+// the ops as the device ran them (Device::timings: CUDA events around each
+// op, mapped onto the host's clock from the step's first event), and the
+// async lane the buckets' reductions on the device's communication stream.
+//
 // Cost: nothing when tracing is off (the executor has a separate, untraced
 // loop). When on, each kernel call appends (instruction, begin, end) to a
 // vector reserved at open(); flushStep() formats the step's events (JSON

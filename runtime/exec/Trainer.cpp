@@ -347,11 +347,6 @@ int runTraining(const RunOptions &options, std::string &error) {
     if (!comm.setGrid(grid, error))
       return false;
     if (options.device != "cpu") {
-      if (!options.tracePath.empty()) {
-        error = "--trace times kernels on the CPU backend only; it is not "
-                "supported with --device " + options.device;
-        return false;
-      }
       if (!(device = createDevice(options.device, options.tf32,
                                   options.cudaGraphs, error)))
         return false;

@@ -47,6 +47,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <cstdlib>
@@ -127,8 +128,14 @@ public:
   bool launch(const Op &op, std::string &error) override;
   bool runStep(const std::function<bool(std::string &)> &enqueue,
                std::string &error) override;
+  bool startTiming(std::string &error) override;
+  bool timings(std::vector<DeviceTiming> &out, std::string &error) override;
 
 private:
+  /// The kernels of `op` (launch() adds the timing around them).
+  bool launchOp(const Op &op, std::string &error);
+  /// --trace: a timing event of this step recorded on `stream`.
+  bool mark(cudaStream_t stream, cudaEvent_t &event, std::string &error);
   bool check(cudaError_t e, const char *what, std::string &error) const {
     if (e == cudaSuccess)
       return true;
@@ -178,6 +185,19 @@ private:
   bool laneFor(const Op &op, SendLane *&lane, std::string &error);
   /// Makes the kernels' stream wait for the sends of the step.
   bool joinSends(std::string &error);
+  // --trace (startTiming): events around every op of the step, the step's
+  // first event and the host's time when it was recorded.
+  bool timing_ = false;
+  struct Timed {
+    int32_t instr;
+    bool bucket;
+    cudaEvent_t begin, end;
+  };
+  std::vector<Timed> timed_;
+  std::vector<cudaEvent_t> timingEvents_;
+  size_t timingEventsUsed_ = 0;
+  cudaEvent_t stepStart_ = nullptr;
+  std::chrono::steady_clock::time_point hostStart_;
   // CUDA graphs.
   int64_t steps_ = 0;
   cudaGraph_t graph_ = nullptr;
@@ -194,6 +214,10 @@ CudaDevice::~CudaDevice() {
     cudaEventDestroy(e);
   for (cudaEvent_t e : bucketDone_)
     cudaEventDestroy(e);
+  for (cudaEvent_t e : timingEvents_)
+    cudaEventDestroy(e);
+  if (stepStart_)
+    cudaEventDestroy(stepStart_);
   for (SendLane &lane : sendLanes_) {
     if (lane.stream)
       cudaStreamSynchronize(lane.stream);
@@ -517,6 +541,62 @@ bool CudaDevice::finishPrepare(std::string &error) {
 }
 
 bool CudaDevice::launch(const Op &op, std::string &error) {
+  // A bucket's reduction and a send are timed on their own streams
+  // (collective()); everything else around its kernels on the main stream.
+  if (!timing_ || op.kernel == Kernel::BucketAllReduceStart ||
+      (op.kernel == Kernel::Send && nccl_.connected()))
+    return launchOp(op, error);
+  Timed t{op.instr, false, nullptr, nullptr};
+  if (!mark(stream_, t.begin, error) || !launchOp(op, error) ||
+      !mark(stream_, t.end, error))
+    return false;
+  timed_.push_back(t);
+  return true;
+}
+
+bool CudaDevice::mark(cudaStream_t stream, cudaEvent_t &event,
+                      std::string &error) {
+  if (timingEventsUsed_ == timingEvents_.size()) {
+    cudaEvent_t e = nullptr;
+    if (!check(cudaEventCreate(&e), "cudaEventCreate", error))
+      return false;
+    timingEvents_.push_back(e);
+  }
+  event = timingEvents_[timingEventsUsed_++];
+  return check(cudaEventRecord(event, stream), "cudaEventRecord", error);
+}
+
+bool CudaDevice::startTiming(std::string &error) {
+  dropGraph(); // Each step runs as enqueued: its events are this step's.
+  timing_ = true;
+  return stepStart_ ||
+         check(cudaEventCreate(&stepStart_), "cudaEventCreate", error);
+}
+
+bool CudaDevice::timings(std::vector<DeviceTiming> &out, std::string &error) {
+  out.clear();
+  auto at = [&](cudaEvent_t e, std::chrono::steady_clock::time_point &t) {
+    float ms = 0.0f;
+    if (!check(cudaEventElapsedTime(&ms, stepStart_, e),
+               "cudaEventElapsedTime", error))
+      return false;
+    t = hostStart_ + std::chrono::duration_cast<
+                         std::chrono::steady_clock::duration>(
+                         std::chrono::duration<double, std::milli>(ms));
+    return true;
+  };
+  for (const Timed &t : timed_) {
+    DeviceTiming d;
+    d.instr = t.instr;
+    d.bucket = t.bucket;
+    if (!at(t.begin, d.begin) || !at(t.end, d.end))
+      return false;
+    out.push_back(d);
+  }
+  return true;
+}
+
+bool CudaDevice::launchOp(const Op &op, std::string &error) {
   const int64_t *s = op.size;
   const double *r = op.attrs.real;
   const int64_t *iv = op.attrs.integer;
@@ -781,16 +861,23 @@ bool CudaDevice::collective(const Op &op, std::string &error) {
                                   ncclType(t), ncclOp(s[6]), comm(), stream_),
                 "ncclReduceScatter");
   }
-  case Kernel::BucketAllReduceStart: // s: n, axes, reduction, bucket
-    return check(cudaEventRecord(bucketReady_[s[3]], stream_),
-                 "cudaEventRecord", error) &&
-           check(cudaStreamWaitEvent(commStream_, bucketReady_[s[3]], 0),
-                 "cudaStreamWaitEvent", error) &&
-           nccl(ncclAllReduce(op.in[0], op.out[0], static_cast<size_t>(s[0]),
-                              ncclFloat32, ncclOp(s[2]), comm(), commStream_),
-                "ncclAllReduce (bucket)") &&
-           check(cudaEventRecord(bucketDone_[s[3]], commStream_),
+  case Kernel::BucketAllReduceStart: { // s: n, axes, reduction, bucket
+    Timed t{op.instr, true, nullptr, nullptr};
+    if (!check(cudaEventRecord(bucketReady_[s[3]], stream_),
+               "cudaEventRecord", error) ||
+        !check(cudaStreamWaitEvent(commStream_, bucketReady_[s[3]], 0),
+               "cudaStreamWaitEvent", error) ||
+        (timing_ && !mark(commStream_, t.begin, error)) ||
+        !nccl(ncclAllReduce(op.in[0], op.out[0], static_cast<size_t>(s[0]),
+                            ncclFloat32, ncclOp(s[2]), comm(), commStream_),
+              "ncclAllReduce (bucket)") ||
+        (timing_ && !mark(commStream_, t.end, error)))
+      return false;
+    if (timing_)
+      timed_.push_back(t);
+    return check(cudaEventRecord(bucketDone_[s[3]], commStream_),
                  "cudaEventRecord", error);
+  }
   case Kernel::BucketAllReduceWait:
     return check(cudaStreamWaitEvent(stream_, bucketDone_[s[3]], 0),
                  "cudaStreamWaitEvent", error);
@@ -802,17 +889,25 @@ bool CudaDevice::collective(const Op &op, std::string &error) {
     if (!laneFor(op, lane, error))
       return false;
     lane->used = true;
-    return check(cudaMemcpyAsync(op.scratch, op.in[0],
-                                 static_cast<size_t>(s[0]),
-                                 cudaMemcpyDeviceToDevice, stream_),
-                 "copy", error) &&
-           check(cudaEventRecord(lane->staged, stream_), "cudaEventRecord",
-                 error) &&
-           check(cudaStreamWaitEvent(lane->stream, lane->staged, 0),
-                 "cudaStreamWaitEvent", error) &&
-           nccl(ncclSend(op.scratch, static_cast<size_t>(s[0]), ncclInt8, peer,
-                         channel, lane->stream),
-                "ncclSend");
+    // Timed from the staging copy to the send's completion.
+    Timed t{op.instr, false, nullptr, nullptr};
+    if ((timing_ && !mark(stream_, t.begin, error)) ||
+        !check(cudaMemcpyAsync(op.scratch, op.in[0],
+                               static_cast<size_t>(s[0]),
+                               cudaMemcpyDeviceToDevice, stream_),
+               "copy", error) ||
+        !check(cudaEventRecord(lane->staged, stream_), "cudaEventRecord",
+               error) ||
+        !check(cudaStreamWaitEvent(lane->stream, lane->staged, 0),
+               "cudaStreamWaitEvent", error) ||
+        !nccl(ncclSend(op.scratch, static_cast<size_t>(s[0]), ncclInt8, peer,
+                       channel, lane->stream),
+              "ncclSend") ||
+        (timing_ && !mark(lane->stream, t.end, error)))
+      return false;
+    if (timing_)
+      timed_.push_back(t);
+    return true;
   }
   case Kernel::Recv: {
     int peer = 0;
@@ -839,6 +934,16 @@ bool CudaDevice::runStep(const std::function<bool(std::string &)> &program,
   auto enqueue = [&](std::string &err) {
     return program(err) && joinSends(err);
   };
+  if (timing_) { // Eagerly, each op between events.
+    timed_.clear();
+    timingEventsUsed_ = 0;
+    hostStart_ = std::chrono::steady_clock::now();
+    ++steps_;
+    return check(cudaEventRecord(stepStart_, stream_), "cudaEventRecord",
+                 error) &&
+           enqueue(error) &&
+           check(cudaStreamSynchronize(stream_), "the step", error);
+  }
   const bool capture = graphs_ && !graphExec_ && steps_ >= 1;
   ++steps_;
   if (graphExec_) {

@@ -138,6 +138,14 @@ public:
     ++steps;
     return enqueue(error);
   }
+  bool startTiming(std::string &error) override {
+    error = "the test device does not time its ops";
+    return false;
+  }
+  bool timings(std::vector<DeviceTiming> &, std::string &error) override {
+    error = "the test device does not time its ops";
+    return false;
+  }
 
   /// Whether p lies in memory this device allocated.
   bool isDevice(const void *p) const {

@@ -23,6 +23,7 @@
 #include <tuple>
 #include <vector>
 #include <algorithm>
+#include <chrono>
 #include <ucontext.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -43,7 +44,8 @@ typedef struct CUstream_st *cudaStream_t;
 #define __DRIVER_TYPES_H__ 1
 enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
                    cudaErrorInvalidConfiguration = 9, cudaErrorNoDevice = 100, cudaErrorInvalidDevice = 101,
-                   cudaErrorIllegalState = 401, cudaErrorLaunchFailure = 719,
+                   cudaErrorInvalidResourceHandle = 400, cudaErrorIllegalState = 401,
+                   cudaErrorNotReady = 600, cudaErrorLaunchFailure = 719,
                    cudaErrorStreamCaptureUnsupported = 900, cudaErrorStreamCaptureInvalidated = 901,
                    cudaErrorStreamCaptureUnmatched = 903, cudaErrorStreamCaptureUnjoined = 904,
                    cudaErrorStreamCaptureIsolation = 905, cudaErrorStreamCaptureImplicit = 906 };
@@ -136,6 +138,8 @@ struct CUstream_st {
 };
 struct CUevent_st {
   long recorded = 0, done = 0; ///< Generations enqueued / completed.
+  unsigned flags = 0;          ///< cudaEventDisableTiming: no time.
+  std::chrono::steady_clock::time_point when; ///< Its last record ran.
   SimCapture *cap = nullptr;   ///< Recorded (last) inside this capture,
   int capBranch = 0, capNode = -1; ///< on this branch, as this node.
 };
@@ -216,7 +220,10 @@ inline int simStep() {
   SimItem it = std::move(s->q.front());
   ++gSimStats.items;
   if (it.kind == SimItem::Work) { it.work(); if (it.order) ++it.order->started; }
-  else if (it.kind == SimItem::Record) it.event->done = std::max(it.event->done, it.gen);
+  else if (it.kind == SimItem::Record) {
+    it.event->done = std::max(it.event->done, it.gen);
+    it.event->when = std::chrono::steady_clock::now();
+  }
   if (it.poll) { s->q.front() = std::move(it); s->headStarted = true; return 1; }
   s->q.pop_front();
   return 1;
@@ -296,6 +303,8 @@ inline const char *cudaGetErrorString(cudaError_t e) {
   case cudaErrorNoDevice: return "no CUDA-capable device is detected";
   case cudaErrorInvalidDevice: return "invalid device ordinal";
   case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
+  case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+  case cudaErrorNotReady: return "device not ready";
   case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
   case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
   case cudaErrorStreamCaptureUnmatched: return "capture was not initiated in this stream";
@@ -430,7 +439,18 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t s) {
   delete s;
   return cudaSuccess;
 }
-inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { *e = new CUevent_st; return cudaSuccess; }
+inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
+  *e = new CUevent_st;
+  (*e)->flags = flags;
+  return cudaSuccess;
+}
+/// The time between two completed records (the host's clock when each ran).
+inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+  if (!a || !b || ((a->flags | b->flags) & cudaEventDisableTiming)) return simError(cudaErrorInvalidResourceHandle);
+  if (!a->recorded || !b->recorded || a->done < a->recorded || b->done < b->recorded) return simError(cudaErrorNotReady);
+  *ms = float(std::chrono::duration<double, std::milli>(b->when - a->when).count());
+  return cudaSuccess;
+}
 inline cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
 /// Events stay allocated (queued items may still name them).
 inline cudaError_t cudaEventDestroy(cudaEvent_t e) { return e ? cudaSuccess : simError(cudaErrorInvalidValue); }
