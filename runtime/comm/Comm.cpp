@@ -164,6 +164,35 @@ bool Comm::allReduceWait(Ticket ticket, AsyncTiming *timing,
 // Point-to-point transfers, by default: none
 //===----------------------------------------------------------------------===//
 
+bool Comm::agreeGivenFlags(const std::vector<int> &flags,
+                           std::string &error) {
+  int first = -1, count = 0;
+  for (int r = 0; r < static_cast<int>(flags.size()); ++r)
+    if (flags[r]) {
+      count += 1;
+      if (first < 0)
+        first = r;
+    }
+  if (count == 0)
+    return false;
+  // The first failing rank's message, to everyone.
+  std::string message = rank() == first ? error : std::string();
+  int64_t length = static_cast<int64_t>(message.size());
+  std::string why;
+  if (!broadcast(&length, sizeof length, first, why)) {
+    error = why + " (agreeing on errors)";
+    return true;
+  }
+  message.resize(static_cast<size_t>(length));
+  if (length > 0 && !broadcast(&message[0], length, first, why)) {
+    error = why + " (agreeing on errors)";
+    return true;
+  }
+  error = count == size() ? message
+                          : "rank " + std::to_string(first) + ": " + message;
+  return true;
+}
+
 bool Comm::checkPointToPoint(const char *what, const void *data, int64_t bytes,
                              int peer, int tag, std::string &error) const {
   const std::string prefix = std::string(what) + " of " +

@@ -264,6 +264,11 @@ protected:
                                    const std::vector<int> &gridAxes,
                                    AxisMask &mask, std::string &error);
 
+  /// agreeOnFailure() once every rank's flag is known (`flags`, in rank
+  /// order, non-zero: failed): the lowest failing rank broadcasts its
+  /// message (`error`) to all. Returns whether any failed.
+  bool agreeGivenFlags(const std::vector<int> &flags, std::string &error);
+
   /// The argument checks of isend() and recv(): `peer` another rank of the
   /// world, `tag` in [0, kMaxTag], bytes >= 0 and a buffer when bytes > 0.
   /// On failure `error` starts with `what` ("send").

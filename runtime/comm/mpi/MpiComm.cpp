@@ -513,32 +513,8 @@ public:
       error = mpiError("MPI_Allgather", rc) + " (agreeing on errors)";
       return true;
     }
-    int first = -1, count = 0;
-    for (int r = 0; r < size_; ++r) {
-      if (flags[r]) {
-        count += 1;
-        if (first < 0)
-          first = r;
-      }
-    }
-    if (count == 0)
-      return false;
     // 2. The first failing rank's message, to everyone.
-    std::string message = rank_ == first ? error : std::string();
-    int64_t length = static_cast<int64_t>(message.size());
-    std::string why;
-    if (!broadcast(&length, sizeof length, first, why)) {
-      error = why + " (agreeing on errors)";
-      return true;
-    }
-    message.resize(static_cast<size_t>(length));
-    if (length > 0 && !broadcast(&message[0], length, first, why)) {
-      error = why + " (agreeing on errors)";
-      return true;
-    }
-    error = count == size_ ? message
-                           : "rank " + std::to_string(first) + ": " + message;
-    return true;
+    return agreeGivenFlags(flags, error);
   }
 
   [[noreturn]] void abort(const std::string &message, int code) override {

@@ -105,11 +105,9 @@ public:
                  std::string &error) override {
     const int64_t bytes = count * dtypeBytes(dtype);
     AxisMask mask;
-    if (!ascendingMask("all_gather", gridAxes, mask, error) ||
-        !checkGrid("all_gather", error))
-      return false;
-    const int members = grid_.groupSize(mask);
-    if (!checkGatherArguments("all_gather", send, bytes, recv, members * bytes,
+    int members = 0;
+    if (!groupOf("all_gather", gridAxes, mask, members, error) ||
+        !checkGatherArguments("all_gather", send, bytes, recv, members * bytes,
                               count, gridAxes, mask, error))
       return false;
     if (count == 0)
@@ -133,11 +131,9 @@ public:
                      std::string &error) override {
     const int64_t bytes = recvCount * dtypeBytes(dtype);
     AxisMask mask;
-    if (!ascendingMask("reduce_scatter", gridAxes, mask, error) ||
-        !checkGrid("reduce_scatter", error))
-      return false;
-    const int members = grid_.groupSize(mask);
-    if (!checkGatherArguments("reduce_scatter", send, members * bytes, recv,
+    int members = 0;
+    if (!groupOf("reduce_scatter", gridAxes, mask, members, error) ||
+        !checkGatherArguments("reduce_scatter", send, members * bytes, recv,
                               bytes, recvCount, gridAxes, mask, error))
       return false;
     if (recvCount == 0)
@@ -241,8 +237,9 @@ public:
 
   bool agreeOnFailure(bool failed, std::string &error) override {
     // 1. Who failed.
-    std::vector<int32_t> flags(static_cast<size_t>(size_));
-    int32_t mine = failed ? 1 : 0;
+    static_assert(sizeof(int) == 4, "ncclInt32 flags");
+    std::vector<int> flags(static_cast<size_t>(size_));
+    int mine = failed ? 1 : 0;
     char *buf = nullptr;
     std::string why;
     if (!stage(4 * (size_ + 1), buf, why) || !in(buf, &mine, 4, why) ||
@@ -252,30 +249,8 @@ public:
       error = why + " (agreeing on errors)";
       return true;
     }
-    int first = -1, count = 0;
-    for (int r = 0; r < size_; ++r)
-      if (flags[r]) {
-        ++count;
-        if (first < 0)
-          first = r;
-      }
-    if (count == 0)
-      return false;
     // 2. The first failing rank's message, to everyone.
-    std::string message = rank_ == first ? error : std::string();
-    int64_t length = static_cast<int64_t>(message.size());
-    if (!broadcast(&length, sizeof length, first, why)) {
-      error = why + " (agreeing on errors)";
-      return true;
-    }
-    message.resize(static_cast<size_t>(length));
-    if (length > 0 && !broadcast(&message[0], length, first, why)) {
-      error = why + " (agreeing on errors)";
-      return true;
-    }
-    error = count == size_ ? message
-                           : "rank " + std::to_string(first) + ": " + message;
-    return true;
+    return agreeGivenFlags(flags, error);
   }
 
   [[noreturn]] void abort(const std::string &message, int code) override {
@@ -323,12 +298,18 @@ private:
             std::to_string(size_) + " ranks";
     return false;
   }
-  static bool ascendingMask(const char *what, const std::vector<int> &axes,
-                            AxisMask &mask, std::string &error) {
-    if (ascendingGridAxesMask(axes, mask, error))
-      return true;
-    error = std::string(what) + " over grid axes " + error;
-    return false;
+  /// A gather's or scatter's group: the mask of its (ascending) axes and
+  /// its number of ranks.
+  bool groupOf(const char *what, const std::vector<int> &axes, AxisMask &mask,
+               int &members, std::string &error) const {
+    if (!ascendingGridAxesMask(axes, mask, error)) {
+      error = std::string(what) + " over grid axes " + error;
+      return false;
+    }
+    if (!checkGrid(what, error))
+      return false;
+    members = grid_.groupSize(mask);
+    return true;
   }
   ncclComm_t world() const { return static_cast<ncclComm_t>(groups_->world()); }
   ncclComm_t group(AxisMask mask) const {
