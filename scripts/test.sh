@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Configures, builds and runs every test (lit suites + GoogleTest units):
+# Configures, builds and runs every test (lit suites + GoogleTest units), then
+# the CUDA backend's code under AddressSanitizer on the CPU simulator
+# (scripts/sim-asan.sh, counted as one test; LLAMAC_SIM_ASAN=0 skips it):
 #   bash scripts/test.sh [BUILD_DIR]
 # Ends with one summary line "llamac tests: N passed, M failed".
 set -euo pipefail
@@ -23,5 +25,13 @@ failed=$(count Failed)
 skipped=$(count Skipped)
 rm -f "$log"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+if [ "${LLAMAC_SIM_ASAN:-1}" != 0 ]; then
+  if bash "$root/scripts/sim-asan.sh" "$build"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    status=1
+  fi
+fi
 echo "llamac tests: ${passed} passed, ${failed} failed, ${skipped} skipped"
 exit "$status"
