@@ -29,7 +29,8 @@ tools = ["llamac-opt", ToolSubst("llamac", unresolved="ignore"),
          ToolSubst("llamac-mpi-comm-tests", unresolved="ignore"),
          ToolSubst("llamac-mpi-exec-tests", unresolved="ignore"),
          ToolSubst("llamac-float16-oracle", unresolved="ignore"),
-         ToolSubst("llamac-cudasim", unresolved="ignore")]
+         ToolSubst("llamac-cudasim", unresolved="ignore"),
+         ToolSubst("llamac-cuda-bench-sim", unresolved="ignore")]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # Multi-rank tests (test/e2e/mpi-*.test) need the MPI build and mpirun.

@@ -12,6 +12,8 @@
 // Each figure is the median of 10 timed runs (CUDA events) after 3 warm-ups.
 //
 //   llamac-cuda-bench [--params N]   (default 1.1e9, TinyLlama-1.1B)
+//   llamac-cuda-bench --small        (small shapes: the CPU simulator's smoke
+//                                     test, test/e2e/cuda-sim-bench.test)
 //
 //===----------------------------------------------------------------------===//
 #include "backends/cuda/CudaKernels.h"
@@ -76,13 +78,20 @@ void *alloc(size_t bytes, const char *what) {
 
 int main(int argc, char **argv) {
   int64_t params = 1100000000;
+  bool small = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--params") && i + 1 < argc)
       params = static_cast<int64_t>(std::atof(argv[++i]));
+    else if (!std::strcmp(argv[i], "--small"))
+      small = true, params = 65536;
     else {
-      std::fprintf(stderr, "usage: llamac-cuda-bench [--params N]\n");
+      std::fprintf(stderr, "usage: llamac-cuda-bench [--params N | --small]\n");
       return 2;
     }
+  }
+  if (params < 1) {
+    std::fprintf(stderr, "llamac-cuda-bench: --params must be positive\n");
+    return 2;
   }
   int count = 0;
   if (!ok(cudaGetDeviceCount(&count), "cudaGetDeviceCount") || count == 0) {
@@ -134,8 +143,9 @@ int main(int argc, char **argv) {
   const int64_t stepValue = 0;
   cudaMemcpy(lr, &lrValue, 4, cudaMemcpyHostToDevice);
   cudaMemcpy(step, &stepValue, 8, cudaMemcpyHostToDevice);
+  int adamStatus = 0, attnStatus = 0;
   const double adamS = timeIt([&] {
-    cu::adamw(dRefs, int(refs.size()), chunks, dStarts, lr, step, nullptr,
+    adamStatus |= cu::adamw(dRefs, int(refs.size()), chunks, dStarts, lr, step, nullptr,
               0.9, 0.95, 1e-8, 0.1, nullptr);
   });
   const double adamBw = 28.0 * double(params) / adamS;
@@ -145,7 +155,8 @@ int main(int argc, char **argv) {
     cudaFree(x);
 
   // 3. GEMM: TinyLlama's gate projection, 16 sequences of 2048 tokens.
-  const int64_t M = 16 * 2048, N = 5632, K = 2048;
+  const int64_t M = small ? 256 : 16 * 2048, N = small ? 256 : 5632,
+                K = small ? 128 : 2048;
   void *ws = alloc(cu::Gemm::kWorkspaceBytes, "workspace");
   cu::Gemm gemm(ws, cu::Gemm::kWorkspaceBytes, false);
   void *x = alloc(M * K * 2, "x"), *w = alloc(N * K * 2, "w"),
@@ -159,7 +170,8 @@ int main(int argc, char **argv) {
   cudaFree(x), cudaFree(w), cudaFree(y);
 
   // 4. Attention at TinyLlama's shape.
-  const cu::AttentionShape a{8, 2048, 32, 4, 64, 0.125f};
+  const cu::AttentionShape a = small ? cu::AttentionShape{1, 128, 4, 2, 64, 0.125f}
+                                     : cu::AttentionShape{8, 2048, 32, 4, 64, 0.125f};
   const size_t nq = a.b * a.s * a.h * a.dh, nk = a.b * a.s * a.kv * a.dh;
   void *q = alloc(nq * 2, "q"), *k = alloc(nk * 2, "k"), *vv = alloc(nk * 2, "v"),
        *o = alloc(nq * 2, "o"), *dq = alloc(nq * 2, "dq"),
@@ -169,10 +181,10 @@ int main(int argc, char **argv) {
   float *delta = static_cast<float *>(alloc(a.b * a.h * a.s * 4, "delta"));
   const double fwdFlops = 4.0 * a.b * a.h * (a.s * a.s / 2.0) * a.dh;
   const double fwdS = timeIt([&] {
-    cu::attentionFwd(q, k, vv, o, lse, a, cu::DType::BF16, nullptr);
+    attnStatus |= cu::attentionFwd(q, k, vv, o, lse, a, cu::DType::BF16, nullptr);
   });
   const double bwdS = timeIt([&] {
-    cu::attentionBwd(dO, q, k, vv, o, lse, dq, dk, dv, a, cu::DType::BF16,
+    attnStatus |= cu::attentionBwd(dO, q, k, vv, o, lse, dq, dk, dv, a, cu::DType::BF16,
                      delta, nullptr);
   });
   if (!ok(cudaDeviceSynchronize(), "attention"))
@@ -181,14 +193,17 @@ int main(int argc, char **argv) {
   std::printf("%-10s %12s %14s %s\n", "kernel", "time (ms)", "rate", "note");
   std::printf("%-10s %12.3f %10.0f GB/s  device-to-device copy, %.2f GB\n",
               "copy", copyS * 1e3, copyBw / 1e9, bytes / 1e9);
-  std::printf("%-10s %12.3f %10.0f GB/s  fused AdamW, %.2f B params; %.2f of copy\n",
-              "adamw", adamS * 1e3, adamBw / 1e9, params / 1e9, adamBw / copyBw);
+  std::printf("%-10s %12.3f %10.0f GB/s  fused AdamW, %.2f B params; %.2f of copy%s\n",
+              "adamw", adamS * 1e3, adamBw / 1e9, params / 1e9, adamBw / copyBw,
+              adamStatus ? " (FAILED)" : "");
   std::printf("%-10s %12.3f %10.1f TF/s  bf16 linear %lldx%lldx%lld%s\n", "gemm",
               gemmS * 1e3, gemmTf, (long long)M, (long long)N, (long long)K,
               gemmStatus ? " (FAILED)" : "");
-  std::printf("%-10s %12.3f %10.1f TF/s  bf16 causal b=8 s=2048 h=32 kv=4 dh=64\n",
-              "attn-fwd", fwdS * 1e3, fwdFlops / fwdS / 1e12);
-  std::printf("%-10s %12.3f %10.1f TF/s  (2.5x the forward's FLOPs)\n",
-              "attn-bwd", bwdS * 1e3, 2.5 * fwdFlops / bwdS / 1e12);
-  return gemmStatus ? 1 : 0;
+  std::printf("%-10s %12.3f %10.1f TF/s  bf16 causal b=%lld s=%lld h=%lld kv=%lld dh=%lld\n",
+              "attn-fwd", fwdS * 1e3, fwdFlops / fwdS / 1e12, (long long)a.b,
+              (long long)a.s, (long long)a.h, (long long)a.kv, (long long)a.dh);
+  std::printf("%-10s %12.3f %10.1f TF/s  (2.5x the forward's FLOPs)%s\n",
+              "attn-bwd", bwdS * 1e3, 2.5 * fwdFlops / bwdS / 1e12,
+              attnStatus ? " (FAILED)" : "");
+  return gemmStatus || adamStatus || attnStatus ? 1 : 0;
 }
