@@ -103,15 +103,28 @@ bool Comm::checkAllReduceStart(void *data, int64_t count,
                                AxisMask &mask, bool &trivial,
                                std::string &error) const {
   if (!checkAllReduceArguments("all_reduce", data, count, gridAxes, mask,
-                               error))
+                               error) ||
+      !checkGridSet("all_reduce", error))
     return false;
-  if (!hasGrid()) {
-    error = "all_reduce before setGrid(): no device grid for the " +
-            std::to_string(size()) + " ranks";
-    return false;
-  }
   trivial = count == 0 || grid_.groupSize(mask) == 1;
   return true;
+}
+
+bool Comm::checkGridSet(const char *what, std::string &error) const {
+  if (hasGrid())
+    return true;
+  error = std::string(what) + " before setGrid(): no device grid for the " +
+          std::to_string(size()) + " ranks";
+  return false;
+}
+
+bool Comm::checkGroup(const char *what, const std::vector<int> &gridAxes,
+                      AxisMask &mask, std::string &error) const {
+  if (!ascendingGridAxesMask(gridAxes, mask, error)) {
+    error = std::string(what) + " over grid axes " + error;
+    return false;
+  }
+  return checkGridSet(what, error);
 }
 
 bool Comm::allReduceStart(void *data, int64_t count, DType dtype,

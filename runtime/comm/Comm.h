@@ -264,6 +264,13 @@ protected:
                                    const std::vector<int> &gridAxes,
                                    AxisMask &mask, std::string &error);
 
+  /// That setGrid() succeeded; else `error` says `what` came before it.
+  bool checkGridSet(const char *what, std::string &error) const;
+  /// A gather's or scatter's ascending `gridAxes` (their mask in `mask`),
+  /// and that there is a grid; `what` prefixes the error.
+  bool checkGroup(const char *what, const std::vector<int> &gridAxes,
+                  AxisMask &mask, std::string &error) const;
+
   /// agreeOnFailure() once every rank's flag is known (`flags`, in rank
   /// order, non-zero: failed): the lowest failing rank broadcasts its
   /// message (`error`) to all. Returns whether any failed.

@@ -216,13 +216,9 @@ public:
                  std::string &error) override {
     AxisMask mask;
     if (!checkAllReduceArguments("all_reduce", data, count, gridAxes, mask,
-                                 error))
+                                 error) ||
+        !checkGridSet("all_reduce", error))
       return false;
-    if (!hasGrid()) {
-      error = "all_reduce before setGrid(): no device grid for the " +
-              std::to_string(size_) + " ranks";
-      return false;
-    }
     if (count == 0 || grid_.groupSize(mask) == 1)
       return true;
     return allReduceInChunks(data, count, dtype, reduction, groups_.group(mask),
@@ -526,21 +522,6 @@ public:
   }
 
 private:
-  /// The grid axes of a gather or scatter, and that there is a grid.
-  bool checkGroup(const char *what, const std::vector<int> &gridAxes,
-                  AxisMask &mask, std::string &error) const {
-    if (!ascendingGridAxesMask(gridAxes, mask, error)) {
-      error = std::string(what) + " over grid axes " + error;
-      return false;
-    }
-    if (!hasGrid()) {
-      error = std::string(what) + " before setGrid(): no device grid for the " +
-              std::to_string(size_) + " ranks";
-      return false;
-    }
-    return true;
-  }
-
   /// Once per process, on rank 0: started all-reduces will not overlap.
   void warnNoThreads() const {
     static bool warned = false;

@@ -86,7 +86,7 @@ public:
     AxisMask mask;
     if (!checkAllReduceArguments("all_reduce", data, count, gridAxes, mask,
                                  error) ||
-        !checkGrid("all_reduce", error))
+        !checkGridSet("all_reduce", error))
       return false;
     if (count == 0 || grid_.groupSize(mask) == 1)
       return true;
@@ -105,9 +105,10 @@ public:
                  std::string &error) override {
     const int64_t bytes = count * dtypeBytes(dtype);
     AxisMask mask;
-    int members = 0;
-    if (!groupOf("all_gather", gridAxes, mask, members, error) ||
-        !checkGatherArguments("all_gather", send, bytes, recv, members * bytes,
+    if (!checkGroup("all_gather", gridAxes, mask, error))
+      return false;
+    const int members = grid_.groupSize(mask);
+    if (!checkGatherArguments("all_gather", send, bytes, recv, members * bytes,
                               count, gridAxes, mask, error))
       return false;
     if (count == 0)
@@ -131,9 +132,10 @@ public:
                      std::string &error) override {
     const int64_t bytes = recvCount * dtypeBytes(dtype);
     AxisMask mask;
-    int members = 0;
-    if (!groupOf("reduce_scatter", gridAxes, mask, members, error) ||
-        !checkGatherArguments("reduce_scatter", send, members * bytes, recv,
+    if (!checkGroup("reduce_scatter", gridAxes, mask, error))
+      return false;
+    const int members = grid_.groupSize(mask);
+    if (!checkGatherArguments("reduce_scatter", send, members * bytes, recv,
                               bytes, recvCount, gridAxes, mask, error))
       return false;
     if (recvCount == 0)
@@ -290,26 +292,6 @@ private:
     error = std::string("NCCL communicator: ") + what + ": " +
             ncclGetErrorString(r);
     return false;
-  }
-  bool checkGrid(const char *what, std::string &error) const {
-    if (hasGrid())
-      return true;
-    error = std::string(what) + " before setGrid(): no device grid for the " +
-            std::to_string(size_) + " ranks";
-    return false;
-  }
-  /// A gather's or scatter's group: the mask of its (ascending) axes and
-  /// its number of ranks.
-  bool groupOf(const char *what, const std::vector<int> &axes, AxisMask &mask,
-               int &members, std::string &error) const {
-    if (!ascendingGridAxesMask(axes, mask, error)) {
-      error = std::string(what) + " over grid axes " + error;
-      return false;
-    }
-    if (!checkGrid(what, error))
-      return false;
-    members = grid_.groupSize(mask);
-    return true;
   }
   ncclComm_t world() const { return static_cast<ncclComm_t>(groups_->world()); }
   ncclComm_t group(AxisMask mask) const {
